@@ -1,0 +1,82 @@
+"""Input checks shared by every detector: clear ``SignalError`` messages, never a numpy crash."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ambulink.errors import SignalError
+
+MIN_FS_HZ = 100.0
+MAX_FS_HZ = 2000.0
+
+
+def check_fs(fs: Any) -> float:
+    """Return ``fs`` as a float after checking it is a finite rate in 100-2000 Hz."""
+    try:
+        fs_hz = float(fs)
+    except (TypeError, ValueError) as exc:
+        raise SignalError(f"fs must be a number in Hz, got {fs!r}") from exc
+    if not math.isfinite(fs_hz) or not MIN_FS_HZ <= fs_hz <= MAX_FS_HZ:
+        raise SignalError(f"fs must be {MIN_FS_HZ:g}-{MAX_FS_HZ:g} Hz, got {fs!r}")
+    return fs_hz
+
+
+def check_gain(gain: Any) -> float:
+    """ADC units per mV, finite and positive."""
+    try:
+        value = float(gain)
+    except (TypeError, ValueError) as exc:
+        raise SignalError(f"gain must be ADC units per mV, got {gain!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise SignalError(f"gain must be a positive number of ADC units per mV, got {gain!r}")
+    return value
+
+
+def to_millivolts(
+    samples: Any, *, n_leads: int | None = None, gain: float | None = None
+) -> NDArray[np.float64]:
+    """Chunk as float64 mV, shape (n,) when ``n_leads`` is None else (n, n_leads).
+
+    Integer samples (e.g. int16 from the wire) are divided by ``gain`` (ADC units per mV),
+    which is then required; float samples are taken as mV already.
+    """
+    try:
+        array = np.asarray(samples)
+    except (TypeError, ValueError) as exc:
+        raise SignalError(f"samples must be an array of numbers, got {type(samples).__name__}") from exc
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise SignalError(f"samples must be integers or floats, got dtype {array.dtype}")
+    if n_leads is None:
+        if array.ndim != 1:
+            raise SignalError(f"expected a 1-D array of samples for one lead, got shape {array.shape}")
+    else:
+        if array.ndim == 1 and n_leads == 1:
+            array = array.reshape(-1, 1)
+        if array.ndim != 2 or array.shape[1] != n_leads:
+            raise SignalError(
+                f"expected an (n_samples, {n_leads}) array, got shape {array.shape}"
+            )
+    if np.issubdtype(array.dtype, np.integer):
+        if gain is None:
+            raise SignalError("integer samples need gain (ADC units per mV) to convert to mV")
+        return array.astype(np.float64) / check_gain(gain)
+    out = array.astype(np.float64, copy=False)
+    if out.size and not np.isfinite(out).all():
+        bad = int(np.flatnonzero(~np.isfinite(out.reshape(-1)))[0])
+        raise SignalError(f"samples must be finite; found NaN or inf at flat index {bad}")
+    return out
+
+
+def as_record_lead(signal: Any, fs: Any) -> tuple[NDArray[np.float64], float]:
+    """Validate a whole one-lead record for a batch entry point: (mV samples, fs in Hz)."""
+    fs_hz = check_fs(fs)
+    lead = to_millivolts(signal)
+    if lead.size == 0:
+        raise SignalError("signal is empty; expected at least one sample")
+    return lead, fs_hz

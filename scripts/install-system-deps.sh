@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages ambulink's build and tests need, only when they are missing.
+# Runs as root on a fresh Debian machine (CI); elsewhere it prints what to install.
+set -euo pipefail
+
+missing=()
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
