@@ -13,6 +13,7 @@ from hypothesis import settings
 from numpy.typing import NDArray
 
 from ambulink.data import record_path
+from ambulink.evaluation.reference import Annotations, Reference, build_reference
 
 # Deterministic property tests, as in scipy's conftest.
 settings.register_profile("ambulink", derandomize=True, deadline=None, print_blob=True)
@@ -37,6 +38,18 @@ class Record:
         lead = self.signals_mv[:, index]
         return lead if seconds is None else lead[: int(seconds * self.fs)]
 
+    def reference(self) -> Reference:
+        """Reference beats (AAMI classes), VF exclusions and rhythm episodes from ``.atr``."""
+        if self.annotation is None:
+            raise ValueError(f"record {self.name} has no reference annotations")
+        ann = self.annotation
+        annotations = Annotations(
+            np.asarray(ann.sample, dtype=np.int64),
+            tuple(ann.symbol),
+            tuple(ann.aux_note or [""] * len(ann.sample)),
+        )
+        return build_reference(annotations, self.fs, len(self.signals_mv))
+
 
 def read_record(path: str, name: str) -> Record:
     rec = wfdb.rdrecord(path)
@@ -44,7 +57,9 @@ def read_record(path: str, name: str) -> Record:
         ann = wfdb.rdann(path, "atr")
     except FileNotFoundError:
         ann = None
-    return Record(name, np.asarray(rec.p_signal, dtype=np.float64), float(rec.fs), list(rec.sig_name), ann)
+    return Record(
+        name, np.asarray(rec.p_signal, dtype=np.float64), float(rec.fs), list(rec.sig_name), ann
+    )
 
 
 _CACHE: dict[str, Record] = {}
@@ -61,7 +76,9 @@ def shared(name: str) -> Record:
     """A record from ../shared/ecg; skips the test with a clear reason when it is absent."""
     path = SHARED_ECG / name
     if not path.with_suffix(".hea").exists():
-        pytest.skip(f"shared ECG record {path} is not here (set AMBULINK_SHARED_ECG or add ../shared/ecg)")
+        pytest.skip(
+            f"shared ECG record {path} is not here (set AMBULINK_SHARED_ECG or add ../shared/ecg)"
+        )
     key = f"shared:{name}"
     if key not in _CACHE:
         _CACHE[key] = read_record(str(path), name)

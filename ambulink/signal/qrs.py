@@ -42,6 +42,7 @@ class QrsConfig:
     learning_s: float = 2.0
     searchback_rr: float = 1.66
     keep_s: float = 8.0  # history kept for searchback and R-peak location
+    searchback_s: float = 3.0  # searchback never looks further back than this
     min_qrs_mv: float = 0.1  # a smaller deflection is never called a QRS (noise floor)
     derivative: bool = True
     searchback_fraction: float = 0.5
@@ -93,6 +94,7 @@ class QrsDetector:
         self._t_wave = int(round(cfg.t_wave_ms * fs / 1000.0))
         self._learning = int(round(cfg.learning_s * fs))
         self._keep = int(round(cfg.keep_s * fs))
+        self._lookback = int(round(cfg.searchback_s * fs))
         self._energy_floor = self._calibrate_floor(sos)
 
         self._bp = SampleWindow()
@@ -125,6 +127,18 @@ class QrsDetector:
         f = d if self.config.derivative else bp * (self.fs_hz / 8.0)
         self._energy.append(self._integrate(f * f))
         return self._advance(final=False)
+
+    @property
+    def horizon(self) -> int:
+        """Every R peak before this sample has been reported (none can come later)."""
+        if self._finished:
+            return self._energy.end
+        # Unscanned candidates, or pending ones that searchback may still take, locate their R
+        # peak at most this far before their integrated-energy peak.
+        reach = self._width + self._width // 2 + self._bp_delay
+        pending = min((c.position for c in self._pending), default=self._scanned)
+        oldest = min(self._scanned, max(pending, self._scanned - self._lookback))
+        return max(min(oldest - reach, self._energy.end), 0)
 
     def flush(self) -> list[RPeak]:
         """End of stream: decide on the last candidates with the samples there are."""
@@ -262,6 +276,7 @@ class QrsDetector:
             for p in self._pending
             if p.position - last.position >= self._refractory
             and c.position - p.position >= self._refractory
+            and c.position - p.position <= self._lookback
             and p.energy > threshold2
             and (p.position - last.position >= self._t_wave or p.slope >= 0.5 * last.slope)
         ]
@@ -271,6 +286,7 @@ class QrsDetector:
         last = self._last
         floor = (last.position + self._refractory) if last is not None else -1
         threshold2 = self.config.searchback_fraction * self._threshold
+        floor = max(floor, deadline - self._lookback)
         eligible = [
             c for c in self._pending if floor <= c.position <= deadline and c.energy > threshold2
         ]

@@ -47,21 +47,23 @@ def to_millivolts(
     try:
         array = np.asarray(samples)
     except (TypeError, ValueError) as exc:
-        raise SignalError(f"samples must be an array of numbers, got {type(samples).__name__}") from exc
+        raise SignalError(
+            f"samples must be an array of numbers, got {type(samples).__name__}"
+        ) from exc
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
         raise SignalError(f"samples must be integers or floats, got dtype {array.dtype}")
     if n_leads is None:
         if array.ndim != 1:
-            raise SignalError(f"expected a 1-D array of samples for one lead, got shape {array.shape}")
+            raise SignalError(
+                f"expected a 1-D array of samples for one lead, got shape {array.shape}"
+            )
     else:
         if array.ndim == 1 and n_leads == 1:
             array = array.reshape(-1, 1)
         if array.ndim != 2 or array.shape[1] != n_leads:
-            raise SignalError(
-                f"expected an (n_samples, {n_leads}) array, got shape {array.shape}"
-            )
+            raise SignalError(f"expected an (n_samples, {n_leads}) array, got shape {array.shape}")
     if np.issubdtype(array.dtype, np.integer):
         if gain is None:
             raise SignalError("integer samples need gain (ADC units per mV) to convert to mV")

@@ -1,0 +1,236 @@
+"""The per-stream ``Analyzer``: every detector of ``ambulink.signal`` behind one ``feed``.
+
+Fed (n_samples, n_leads) chunks of a stream (int16 with ``gain``, or float mV) and, optionally,
+the monitor's lead-off bits; returns typed events: beats, heart rate, rhythm episode starts and
+ends (each start with a 10 s evidence window), lead off/on and signal-quality changes.
+
+Quality and lead-off are judged on every lead. Beats and rhythm run on one analysis lead,
+chosen by name (II, then MLII, I, V5, ...) or given. Feeding a stream in any chunk sizes yields
+the same events: within one call they are sorted by ``event_order``; a different chunking may
+return an event in a later call, never a different event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ambulink.errors import SignalError
+from ambulink.signal.af import AfDetector
+from ambulink.signal.beats import BeatClassifier
+from ambulink.signal.events import (
+    AnalyzerEvent,
+    Beat,
+    BeatEvent,
+    EpisodeEnd,
+    EpisodeStart,
+    LeadOffEvent,
+    QualityEvent,
+    RhythmLabel,
+    Transition,
+    event_order,
+)
+from ambulink.signal.hr import HeartRateMeter, RRStats
+from ambulink.signal.qrs import QrsDetector
+from ambulink.signal.quality import BlockQuality, LeadQuality
+from ambulink.signal.rhythm import (
+    GapMonitor,
+    RateMonitor,
+    RhythmConfig,
+    VtMonitor,
+    _Episodes,
+)
+from ambulink.signal.validation import check_fs, to_millivolts
+from ambulink.signal.vf import VfDetector
+
+PREFERRED_LEADS = ("II", "MLII", "ML2", "I", "V5", "V2", "V1", "ECG")
+
+
+def choose_analysis_lead(leads: Sequence[str]) -> int:
+    """Index of the lead rhythm analysis runs on: the first preferred name present, else 0."""
+    upper = [name.strip().upper() for name in leads]
+    for name in PREFERRED_LEADS:
+        if name in upper:
+            return upper.index(name)
+    return 0
+
+
+def _band(sqi: float) -> str:
+    return "good" if sqi >= 0.7 else "fair" if sqi >= 0.4 else "poor"
+
+
+class _LeadState:
+    """Quality tracking of one lead, with hardware lead-off spans merged in."""
+
+    def __init__(self, name: str, fs_hz: float) -> None:
+        self.name = name
+        self.quality = LeadQuality(fs_hz)
+        self.hardware_off: deque[tuple[int, int]] = deque()
+        self.off: bool | None = None
+        self.band: str | None = None
+
+    def judge(self, block: BlockQuality) -> tuple[bool, list[AnalyzerEvent]]:
+        while self.hardware_off and self.hardware_off[0][1] <= block.start:
+            self.hardware_off.popleft()
+        hw = any(a < block.end and block.start < b for a, b in self.hardware_off)
+        off = block.off or hw
+        events: list[AnalyzerEvent] = []
+        if off != self.off:
+            if self.off is not None or off:
+                events.append(LeadOffEvent(self.name, block.start, off))
+            self.off = off
+        if not off:
+            band = _band(block.sqi)
+            if band != self.band:
+                events.append(QualityEvent(self.name, block.start, block.sqi, band))  # type: ignore[arg-type]
+                self.band = band
+        else:
+            self.band = None
+        return off, events
+
+
+class Analyzer:
+    """Streaming analysis of one ECG stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        fs_hz: float,
+        leads: Sequence[str],
+        *,
+        gain: float | None = None,
+        analysis_lead: int | None = None,
+        rhythm: RhythmConfig | None = None,
+    ) -> None:
+        self.fs_hz = check_fs(fs_hz)
+        if not leads:
+            raise SignalError("an ECG stream needs at least one lead name")
+        self.leads = [str(name) for name in leads]
+        self._gain = gain
+        index = choose_analysis_lead(self.leads) if analysis_lead is None else analysis_lead
+        if not 0 <= index < len(self.leads):
+            raise SignalError(f"analysis_lead must be 0-{len(self.leads) - 1}, got {analysis_lead}")
+        self.analysis_lead = index
+        fs = self.fs_hz
+        self._lead_states = [_LeadState(name, fs) for name in self.leads]
+        self._qrs = QrsDetector(fs)
+        self._classifier = BeatClassifier(fs)
+        self._vf = VfDetector(fs)
+        self._af = AfDetector(fs)
+        self._hr = HeartRateMeter(fs)
+        self._gaps = GapMonitor(fs, rhythm)
+        self._rate = RateMonitor(fs, rhythm)
+        self._vt = VtMonitor(fs, rhythm)
+        self._waveform_episodes = _Episodes(fs)  # VF and AF
+        self._peaks_for_gaps: deque[int] = deque()
+        self._judged_until = 0  # quality known for the analysis lead up to here
+        self._fed = 0
+        self._finished = False
+
+    @property
+    def samples_fed(self) -> int:
+        return self._fed
+
+    def rr_stats(self) -> RRStats | None:
+        """Statistics of the recent RR intervals of the analysis lead."""
+        return self._hr.stats()
+
+    def feed(self, samples: Any, lead_off: Sequence[bool] | None = None) -> list[AnalyzerEvent]:
+        """Add a chunk (n_samples, n_leads); ``lead_off`` gives the monitor's bits per lead."""
+        if self._finished:
+            raise SignalError("this stream was flushed; start a new Analyzer")
+        x = to_millivolts(samples, n_leads=len(self.leads), gain=self._gain)
+        if x.shape[0] == 0:
+            return []
+        start, self._fed = self._fed, self._fed + x.shape[0]
+        if lead_off is not None:
+            if len(lead_off) != len(self.leads):
+                raise SignalError(f"lead_off needs {len(self.leads)} flags, got {len(lead_off)}")
+            for state, off in zip(self._lead_states, lead_off, strict=True):
+                if off:
+                    state.hardware_off.append((start, self._fed))
+        events: list[AnalyzerEvent] = []
+        for i, state in enumerate(self._lead_states):
+            for block in state.quality.feed(x[:, i]):
+                off, changes = state.judge(block)
+                events.extend(changes)
+                if i == self.analysis_lead:
+                    if off:
+                        self._gaps.lead_off(block.start, block.end)
+                    self._judged_until = block.end
+        lead = np.ascontiguousarray(x[:, self.analysis_lead])
+        self._classifier.feed(lead)
+        for peak in self._qrs.feed(lead):
+            events.extend(self._on_peak(peak.sample))
+        for beat in self._classifier.ready_beats():
+            events.extend(self._on_beat(beat))
+        events.extend(self._advance_gaps(final=False))
+        for transition in self._vf.feed(lead):
+            events.extend(self._waveform_change("VF", transition))
+        return sorted(events, key=event_order)
+
+    def flush(self) -> list[AnalyzerEvent]:
+        """End of stream: decide what is pending and close open episodes at the last sample."""
+        if self._finished:
+            return []
+        self._finished = True
+        events: list[AnalyzerEvent] = []
+        for peak in self._qrs.flush():
+            events.extend(self._on_peak(peak.sample))
+        for beat in self._classifier.flush():
+            events.extend(self._on_beat(beat))
+        events.extend(self._advance_gaps(final=True))
+        end = self._fed
+        events.extend(self._gaps.finish(end))
+        events.extend(self._rate.finish(end))
+        events.extend(self._vt.finish(end))
+        events.extend(self._waveform_episodes.close_all(end))
+        return sorted(events, key=event_order)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _on_peak(self, sample: int) -> list[AnalyzerEvent]:
+        self._peaks_for_gaps.append(sample)
+        out: list[AnalyzerEvent] = []
+        for beat in self._classifier.add_peak(sample):
+            out.extend(self._on_beat(beat))
+        return out
+
+    def _advance_gaps(self, final: bool) -> list[AnalyzerEvent]:
+        # Gap decisions wait until the lead's quality is known, so a flat lead is never asystole.
+        known = self._fed if final else self._judged_until
+        out: list[AnalyzerEvent] = []
+        while self._peaks_for_gaps and self._peaks_for_gaps[0] <= known:
+            out.extend(self._gaps.on_peak(self._peaks_for_gaps.popleft()))
+        horizon = self._qrs.horizon
+        if not self._peaks_for_gaps:
+            out.extend(self._gaps.advance(min(horizon, known)))
+        return out
+
+    def _on_beat(self, beat: Beat) -> list[AnalyzerEvent]:
+        out: list[AnalyzerEvent] = [BeatEvent(beat)]
+        rate = self._hr.on_beat(beat.sample)
+        if rate is not None:
+            out.append(rate)
+        out.extend(self._rate.on_beat(beat.sample))
+        out.extend(self._vt.on_beat(beat))
+        for transition in self._af.push(beat.sample, beat.label):
+            out.extend(self._waveform_change("AF", transition))
+        return out
+
+    def _waveform_change(
+        self, label: RhythmLabel, t: Transition
+    ) -> list[EpisodeStart] | list[EpisodeEnd]:
+        if t.active:
+            return self._waveform_episodes.start(label, t.sample, t.decided_at)
+        return self._waveform_episodes.end(label, t.sample, t.decided_at)
+
+
+def analysis_lead_samples(
+    signals: NDArray[np.float64], leads: Sequence[str]
+) -> NDArray[np.float64]:
+    """The column of ``signals`` that an ``Analyzer`` would analyse."""
+    return signals[:, choose_analysis_lead(leads)]

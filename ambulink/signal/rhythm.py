@@ -1,0 +1,241 @@
+"""Rhythm episodes from beats, gaps and the waveform: onset/offset with evidence.
+
+Monitors, each fed in stream order and independent of the others (so chunking never changes
+what they decide):
+- ``GapMonitor``: PAUSE (no QRS for >= 2.5 s) and ASYSTOLE (>= 4 s), from R peaks and the QRS
+  detector's horizon (the sample before which every R peak has been reported); not while the
+  lead is flat or off, which is a technical condition, not asystole.
+- ``RateMonitor``: BRADY (averaged HR < 50 bpm) and TACHY (> 120 bpm) with hysteresis.
+- ``VtMonitor``: VT, a run of >= 3 consecutive ventricular beats faster than 100 bpm.
+- AF comes from ``ambulink.signal.af`` (RR irregularity), VF/VFL from ``ambulink.signal.vf``
+  (waveform); the ``Analyzer`` runs them all.
+
+``detect_episodes(signal, fs)`` is the batch entry point over the streaming ``Analyzer``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ambulink.signal.events import (
+    Beat,
+    Episode,
+    EpisodeEnd,
+    EpisodeStart,
+    EvidenceWindow,
+    RhythmLabel,
+)
+from ambulink.signal.validation import as_record_lead, check_fs
+
+EVIDENCE_S = 10.0
+
+
+def evidence_window(onset: int, decided_at: int, fs_hz: float) -> EvidenceWindow:
+    """The 10 s strip shown for an onset: it ends by ``decided_at`` and shows the onset when it can
+    (2 s before it), else the 10 s before the decision."""
+    length = int(round(EVIDENCE_S * fs_hz))
+    start = max(0, min(onset - int(2 * fs_hz), decided_at - length))
+    return EvidenceWindow(start, start + length)
+
+
+class _Episodes:
+    """Open episodes of the labels one monitor owns."""
+
+    def __init__(self, fs_hz: float) -> None:
+        self.fs_hz = fs_hz
+        self.open: dict[RhythmLabel, int] = {}
+
+    def start(self, label: RhythmLabel, onset: int, decided_at: int) -> list[EpisodeStart]:
+        if label in self.open:
+            return []
+        self.open[label] = onset
+        return [
+            EpisodeStart(label, onset, decided_at, evidence_window(onset, decided_at, self.fs_hz))
+        ]
+
+    def end(self, label: RhythmLabel, end: int, decided_at: int) -> list[EpisodeEnd]:
+        onset = self.open.pop(label, None)
+        if onset is None:
+            return []
+        return [EpisodeEnd(label, onset, max(end, onset + 1), decided_at)]
+
+    def close_all(self, end: int) -> list[EpisodeEnd]:
+        return [e for label in list(self.open) for e in self.end(label, end, end)]
+
+
+@dataclass(frozen=True, slots=True)
+class RhythmConfig:
+    pause_s: float = 2.5
+    asystole_s: float = 4.0
+    brady_bpm: float = 50.0
+    tachy_bpm: float = 120.0
+    hysteresis_bpm: float = 5.0
+    rate_beats: int = 8  # averaged heart rate over this many RR intervals
+    confirm_beats: int = 4  # a rate condition must hold this many beats in a row
+    vt_beats: int = 3
+    vt_bpm: float = 100.0
+
+
+class GapMonitor:
+    """PAUSE and ASYSTOLE from the time since the last R peak."""
+
+    def __init__(self, fs_hz: float, config: RhythmConfig | None = None) -> None:
+        self.fs_hz = check_fs(fs_hz)
+        cfg = config or RhythmConfig()
+        self._pause = int(round(cfg.pause_s * self.fs_hz))
+        self._asystole = int(round(cfg.asystole_s * self.fs_hz))
+        self._episodes = _Episodes(self.fs_hz)
+        self._last: int | None = None
+        self._off: deque[tuple[int, int]] = deque()  # lead-off spans [start, end)
+
+    def lead_off(self, start: int, end: int) -> None:
+        """The analysed lead was flat or off over ``[start, end)``."""
+        if self._off and self._off[-1][1] == start:
+            self._off[-1] = (self._off[-1][0], end)
+        else:
+            self._off.append((start, end))
+
+    def _was_off(self, start: int, end: int) -> bool:
+        return any(a < end and start < b for a, b in self._off)
+
+    def on_peak(self, sample: int) -> list[EpisodeStart | EpisodeEnd]:
+        out: list[EpisodeStart | EpisodeEnd] = list(self.advance(sample))
+        for label in ("ASYSTOLE", "PAUSE"):
+            out.extend(self._episodes.end(label, sample, sample))
+        if (
+            self._last is not None
+            and sample - self._last >= self._pause
+            and not self._episodes.open
+        ):
+            # A pause the horizon had not yet shown (e.g. a beat found late by searchback).
+            if not self._was_off(self._last, sample):
+                onset = self._last
+                out.extend(self._episodes.start("PAUSE", onset, sample))
+                out.extend(self._episodes.end("PAUSE", sample, sample))
+        self._last = sample
+        while self._off and self._off[0][1] < sample - 2 * self._asystole:
+            self._off.popleft()
+        return out
+
+    def advance(self, horizon: int) -> list[EpisodeStart | EpisodeEnd]:
+        """No R peak before ``horizon`` other than those given: start episodes that are due."""
+        out: list[EpisodeStart | EpisodeEnd] = []
+        if self._last is None:
+            return out
+        for label, limit in (("PAUSE", self._pause), ("ASYSTOLE", self._asystole)):
+            due = self._last + limit
+            if horizon >= due and label not in self._episodes.open:
+                if self._was_off(self._last, due):
+                    continue
+                out.extend(self._episodes.start(label, self._last, due))
+        return out
+
+    def finish(self, end: int) -> list[EpisodeEnd]:
+        return self._episodes.close_all(end)
+
+
+class RateMonitor:
+    """BRADY and TACHY from the averaged heart rate, confirmed over several beats."""
+
+    def __init__(self, fs_hz: float, config: RhythmConfig | None = None) -> None:
+        self.fs_hz = check_fs(fs_hz)
+        self.config = config or RhythmConfig()
+        self._rr: deque[int] = deque(maxlen=self.config.rate_beats)
+        self._last: int | None = None
+        self._episodes = _Episodes(self.fs_hz)
+        self._streak: dict[RhythmLabel, list[int]] = {"BRADY": [], "TACHY": []}
+        self._clear_streak: dict[RhythmLabel, list[int]] = {"BRADY": [], "TACHY": []}
+
+    def on_beat(self, sample: int) -> list[EpisodeStart | EpisodeEnd]:
+        last, self._last = self._last, sample
+        if last is None:
+            return []
+        self._rr.append(sample - last)
+        if len(self._rr) < self.config.rate_beats:
+            return []
+        bpm = 60.0 * self.fs_hz / (sum(self._rr) / len(self._rr))
+        cfg = self.config
+        out: list[EpisodeStart | EpisodeEnd] = []
+        for label, active, cleared in (
+            ("BRADY", bpm < cfg.brady_bpm, bpm >= cfg.brady_bpm + cfg.hysteresis_bpm),
+            ("TACHY", bpm > cfg.tachy_bpm, bpm <= cfg.tachy_bpm - cfg.hysteresis_bpm),
+        ):
+            streak = self._streak[label]
+            clear = self._clear_streak[label]
+            if active:
+                streak.append(sample)
+            else:
+                streak.clear()
+            if cleared:
+                clear.append(sample)
+            else:
+                clear.clear()
+            if len(streak) >= cfg.confirm_beats:
+                # The averaged rate crossed the limit over the RR window before the first beat.
+                onset = streak[0] - sum(self._rr) if len(streak) == cfg.confirm_beats else streak[0]
+                out.extend(self._episodes.start(label, max(onset, 0), sample))
+            if len(clear) >= cfg.confirm_beats:
+                out.extend(self._episodes.end(label, clear[0], sample))
+        return out
+
+    def finish(self, end: int) -> list[EpisodeEnd]:
+        return self._episodes.close_all(end)
+
+
+class VtMonitor:
+    """VT: at least ``vt_beats`` consecutive V beats at a rate above ``vt_bpm``."""
+
+    def __init__(self, fs_hz: float, config: RhythmConfig | None = None) -> None:
+        self.fs_hz = check_fs(fs_hz)
+        self.config = config or RhythmConfig()
+        self._run: list[int] = []
+        self._episodes = _Episodes(self.fs_hz)
+        self._max_rr = 60.0 * self.fs_hz / self.config.vt_bpm
+
+    def on_beat(self, beat: Beat) -> list[EpisodeStart | EpisodeEnd]:
+        out: list[EpisodeStart | EpisodeEnd] = []
+        fast = bool(self._run) and beat.sample - self._run[-1] < self._max_rr
+        if beat.label == "V" and (fast or not self._run):
+            self._run.append(beat.sample)
+        else:
+            if "VT" in self._episodes.open:
+                out.extend(self._episodes.end("VT", beat.sample, beat.sample))
+            self._run = [beat.sample] if beat.label == "V" else []
+            return out
+        run = self._run
+        if len(run) >= self.config.vt_beats and "VT" not in self._episodes.open:
+            mean_rr = (run[-1] - run[0]) / (len(run) - 1)
+            if mean_rr < self._max_rr:
+                out.extend(self._episodes.start("VT", run[0], beat.sample))
+        return out
+
+    def finish(self, end: int) -> list[EpisodeEnd]:
+        return self._episodes.close_all(end)
+
+
+def detect_episodes(signal: np.ndarray, fs: float) -> list[Episode]:
+    """Rhythm episodes of one lead ``signal`` (mV) at ``fs`` Hz, sorted by start.
+
+    Labels: AF, VT, VF, ASYSTOLE, PAUSE, BRADY, TACHY; ``end`` is exclusive.
+    """
+    from ambulink.signal.analyzer import Analyzer
+
+    lead, fs_hz = as_record_lead(signal, fs)
+    analyzer = Analyzer(fs_hz, ["ECG"])
+    events = analyzer.feed(lead.reshape(-1, 1)) + analyzer.flush()
+    episodes = [Episode(e.start, e.end, e.label) for e in events if isinstance(e, EpisodeEnd)]
+    return sorted(episodes, key=lambda e: (e.start, e.end, e.label))
+
+
+__all__ = [
+    "Episode",
+    "GapMonitor",
+    "RateMonitor",
+    "RhythmConfig",
+    "VtMonitor",
+    "detect_episodes",
+    "evidence_window",
+]

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ambulink.evaluation.matching import match_beats, tolerance_samples
+from ambulink.signal.beats import BeatDetector, classify
+from tests.conftest import Record, bundled, shared
+from tests.signal.chunking import chunks
+
+
+def v_scores(record: Record) -> tuple[float, float, int]:
+    """Se and +P of the V label over matched beats after the 5-minute learning period."""
+    ref = record.reference()
+    beats = classify(record.lead(0), record.fs)
+    detected = np.array([b.sample for b in beats])
+    match = match_beats(ref.beat_sample, detected, tolerance_samples(record.fs))
+    start = 300 * record.fs
+    tp = fn = fp = 0
+    for r, d in zip(match.ref_index, match.det_index, strict=True):
+        if ref.beat_sample[r] < start:
+            continue
+        is_v, said_v = ref.beat_class[r] == "V", beats[d].label == "V"
+        tp += is_v and said_v
+        fn += is_v and not said_v
+        fp += said_v and not is_v and ref.beat_class[r] != "F"
+    return tp / max(tp + fn, 1), tp / max(tp + fp, 1), tp + fn
+
+
+def test_ventricular_bigeminy_is_labelled_v() -> None:
+    se, ppv, n_v = v_scores(bundled("mitdb/119"))
+    assert n_v > 300
+    assert se >= 0.95 and ppv >= 0.95, f"V Se {se:.3f}, +P {ppv:.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mitdb/106", "mitdb/200", "mitdb/208"])
+def test_frequent_pvcs_are_labelled_v(name: str) -> None:
+    se, ppv, n_v = v_scores(shared(name))
+    assert n_v > 300
+    assert se >= 0.85 and ppv >= 0.85, f"{name}: V Se {se:.3f}, +P {ppv:.3f}"
+
+
+def test_sinus_rhythm_is_normal() -> None:
+    beats = classify(bundled("mitdb/100").lead(0), 360.0)
+    labels = [b.label for b in beats]
+    assert len(labels) > 2200
+    assert labels.count("N") / len(labels) > 0.97
+    assert labels.count("V") <= 5  # 100 has one PVC
+
+
+def test_beats_carry_rr_and_qrs_width() -> None:
+    beats = classify(bundled("mitdb/100").lead(0, seconds=60), 360.0)
+    rr = [b.rr_ms for b in beats[1:]]
+    assert all(r is not None and 500 < r < 1200 for r in rr)
+    widths = [b.qrs_ms for b in beats if b.qrs_ms is not None]
+    assert 40 < float(np.median(widths)) < 120
+
+
+@settings(max_examples=8)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=2500), min_size=1, max_size=30))
+def test_labels_do_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
+    lead = bundled("mitdb/119").lead(0, seconds=150)
+    whole = classify(lead, 360.0)
+    detector = BeatDetector(360.0)
+    chunked = [b for part in chunks(lead, sizes) for b in detector.feed(part)] + detector.flush()
+    assert chunked == whole
+    assert sum(b.label == "V" for b in whole) > 20

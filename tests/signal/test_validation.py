@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from ambulink.errors import AmbulinkError, SignalError
+from ambulink.signal.validation import as_record_lead, check_fs, to_millivolts
+
+
+@pytest.mark.parametrize("fs", [50, 5000, float("nan"), "fast", None, -360])
+def test_fs_outside_the_supported_range_is_rejected(fs: object) -> None:
+    with pytest.raises(SignalError, match="fs must be"):
+        check_fs(fs)
+
+
+def test_errors_are_ambulink_errors_with_a_code() -> None:
+    with pytest.raises(AmbulinkError) as info:
+        as_record_lead(np.array([1.0, np.nan, 2.0]), 360)
+    assert info.value.code == "signal_error"
+    assert "NaN or inf" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("signal", "message"),
+    [
+        (np.zeros((10, 2)), "1-D"),
+        (np.array([]), "empty"),
+        (np.array(["a", "b"]), "dtype"),
+        (np.array([1.0, np.inf]), "finite"),
+    ],
+)
+def test_bad_records_say_what_is_wrong(signal: np.ndarray, message: str) -> None:
+    with pytest.raises(SignalError, match=message):
+        as_record_lead(signal, 360)
+
+
+def test_integer_samples_need_a_gain_and_are_scaled() -> None:
+    with pytest.raises(SignalError, match="gain"):
+        to_millivolts(np.array([200, 400], dtype=np.int16))
+    assert np.allclose(to_millivolts(np.array([200, 400], dtype=np.int16), gain=200), [1.0, 2.0])
+    with pytest.raises(SignalError, match=r"\(n_samples, 3\)"):
+        to_millivolts(np.zeros((10, 2)), n_leads=3)
