@@ -39,7 +39,7 @@ from ambulink.signal.validation import check_fs
 _LABELS = frozenset({"N", "V", "S", "Q"})
 _LAGS = 3  # an interval is compared with the conducted intervals 1..3 before it
 _MIN_LAGS = 2  # ... and is evidence once at least 2 of them are known
-_DIFFERENT = 0.5  # two RRs differ when apart by more than this share of their mean
+_DIFFERENT = 0.09  # two RRs differ when apart by more than this share of their mean
 _PREMATURE = 0.12  # unlabelled ectopic: RR this share below the recent RR, the next this above
 _REFERENCE_INTERVALS = 3  # recent RR = median of this many accepted conducted intervals
 _WINDOW_INTERVALS = 40  # compared intervals judged together (30-40 s at 60-80 bpm)
@@ -84,6 +84,7 @@ def _shares(evidence: Iterable[_Evidence]) -> list[float]:
 
 
 def _sample_index(sample: Any) -> int:
+    """A beat's R-peak sample as a non-negative int, or ``SignalError``."""
     try:
         index = operator.index(sample)
     except TypeError as exc:

@@ -46,6 +46,7 @@ class BeatConfig:
 
 @dataclass(slots=True, eq=False)
 class _Cluster:
+    ident: int
     template: FloatArray
     width_ms: float
     count: float = 1.0
@@ -82,6 +83,7 @@ class BeatClassifier:
         self._last_peak: int | None = None
         self._rhythm = _RhythmState()
         self._n_beats = 0
+        self._next_ident = 0
 
     def feed(self, samples_mv: FloatArray) -> None:
         """Append raw samples (mV) in stream order."""
@@ -195,7 +197,8 @@ class BeatClassifier:
             best.width_ms = 0.9 * best.width_ms + 0.1 * width
             cluster = best
         else:
-            cluster = _Cluster(aligned.copy(), width)
+            self._next_ident += 1
+            cluster = _Cluster(self._next_ident, aligned.copy(), width)
             self._clusters.append(cluster)
             if len(self._clusters) > cfg.max_clusters:
                 self._clusters.remove(min(self._clusters, key=lambda c: (c.count, c.last_used)))
@@ -213,7 +216,7 @@ class BeatClassifier:
             self._rhythm.all_rr.append(beat.rr)
             if label == "N":
                 self._rhythm.normal_rr.append(beat.rr)
-        return Beat(beat.sample, label, rr_ms, width)
+        return Beat(beat.sample, label, rr_ms, width, cluster.ident)
 
     def _similar_amplitude(self, amp: float, cluster: _Cluster) -> bool:
         ref = float(np.ptp(cluster.template))

@@ -18,6 +18,7 @@ class Beat:
     label: BeatLabel
     rr_ms: float | None = None  # interval from the previous beat, None for the first
     qrs_ms: float | None = None  # estimated QRS duration
+    morphology: int | None = None  # id of the QRS shape cluster the beat joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class HeartRateEvent:
 
     sample: int
     bpm: float  # from the last RR interval
-    average_bpm: float  # from the mean of the last (up to) 8 RR intervals
+    average_bpm: float  # from the last (up to) 8 RR intervals, extremes dropped
     kind: Literal["hr"] = "hr"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,16 @@ def rr_statistics(rr_ms: np.ndarray) -> RRStats | None:
     )
 
 
+def averaged_rr(rr: Sequence[float]) -> float:
+    """Mean RR without the longest and shortest interval (from 4 intervals on), as monitors
+    average, so that one pause or one ectopic beat does not swing the displayed rate."""
+    if not rr:
+        raise ValueError("averaged_rr needs at least one interval")
+    if len(rr) < 4:
+        return sum(rr) / len(rr)
+    return (sum(rr) - max(rr) - min(rr)) / (len(rr) - 2)
+
+
 class HeartRateMeter:
     """Beat-to-beat and averaged heart rate (mean of the last ``average_beats`` RR intervals)."""
 
@@ -54,7 +65,7 @@ class HeartRateMeter:
         rr_ms = (sample - last) * 1000.0 / self.fs_hz
         self._recent.append(rr_ms)
         self._history.append(rr_ms)
-        average = 60000.0 / (sum(self._recent) / len(self._recent))
+        average = 60000.0 / averaged_rr(self._recent)
         return HeartRateEvent(sample, round(60000.0 / rr_ms, 1), round(average, 1))
 
     def stats(self) -> RRStats | None:

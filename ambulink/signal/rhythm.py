@@ -28,6 +28,7 @@ from ambulink.signal.events import (
     EvidenceWindow,
     RhythmLabel,
 )
+from ambulink.signal.hr import averaged_rr
 from ambulink.signal.validation import as_record_lead, check_fs
 
 EVIDENCE_S = 10.0
@@ -77,6 +78,7 @@ class RhythmConfig:
     confirm_beats: int = 4  # a rate condition must hold this many beats in a row
     vt_beats: int = 3
     vt_bpm: float = 100.0
+    vt_rr_spread: float = 1.5
 
 
 class GapMonitor:
@@ -103,18 +105,19 @@ class GapMonitor:
 
     def on_peak(self, sample: int) -> list[EpisodeStart | EpisodeEnd]:
         out: list[EpisodeStart | EpisodeEnd] = list(self.advance(sample))
+        reported = bool(self._episodes.open)
         for label in ("ASYSTOLE", "PAUSE"):
             out.extend(self._episodes.end(label, sample, sample))
+        last = self._last
+        # A pause the horizon had not shown yet (its closing beat was found late by searchback).
         if (
-            self._last is not None
-            and sample - self._last >= self._pause
-            and not self._episodes.open
+            last is not None
+            and not reported
+            and sample - last >= self._pause
+            and not self._was_off(last, sample)
         ):
-            # A pause the horizon had not yet shown (e.g. a beat found late by searchback).
-            if not self._was_off(self._last, sample):
-                onset = self._last
-                out.extend(self._episodes.start("PAUSE", onset, sample))
-                out.extend(self._episodes.end("PAUSE", sample, sample))
+            out.extend(self._episodes.start("PAUSE", last, sample))
+            out.extend(self._episodes.end("PAUSE", sample, sample))
         self._last = sample
         while self._off and self._off[0][1] < sample - 2 * self._asystole:
             self._off.popleft()
@@ -156,7 +159,7 @@ class RateMonitor:
         self._rr.append(sample - last)
         if len(self._rr) < self.config.rate_beats:
             return []
-        bpm = 60.0 * self.fs_hz / (sum(self._rr) / len(self._rr))
+        bpm = 60.0 * self.fs_hz / averaged_rr(self._rr)
         cfg = self.config
         out: list[EpisodeStart | EpisodeEnd] = []
         for label, active, cleared in (
@@ -186,31 +189,62 @@ class RateMonitor:
 
 
 class VtMonitor:
-    """VT: at least ``vt_beats`` consecutive V beats at a rate above ``vt_bpm``."""
+    """VT: at least ``vt_beats`` consecutive ventricular beats faster than ``vt_bpm``.
+
+    To keep noise from passing for VT, the run must be regular (longest RR at most
+    ``vt_rr_spread`` times the shortest) and mostly of one QRS shape (monomorphic; chaotic
+    polymorphic rhythms are the VF detector's). Once VT runs, beats of its QRS shape keep it going
+    even if the classifier comes to call that shape normal; it ends at the second beat in a row that
+    is neither ventricular nor of its shape, or slower than the limit.
+    """
 
     def __init__(self, fs_hz: float, config: RhythmConfig | None = None) -> None:
         self.fs_hz = check_fs(fs_hz)
         self.config = config or RhythmConfig()
-        self._run: list[int] = []
+        self._run: list[Beat] = []
         self._episodes = _Episodes(self.fs_hz)
         self._max_rr = 60.0 * self.fs_hz / self.config.vt_bpm
+        self._shape: int | None = None  # QRS shape of the running VT
+        self._breaks: list[int] = []
+        self._last: int | None = None
 
     def on_beat(self, beat: Beat) -> list[EpisodeStart | EpisodeEnd]:
-        out: list[EpisodeStart | EpisodeEnd] = []
-        fast = bool(self._run) and beat.sample - self._run[-1] < self._max_rr
+        last, self._last = self._last, beat.sample
+        fast = last is not None and beat.sample - last < self._max_rr
+        if "VT" in self._episodes.open:
+            return self._continue(beat, fast)
         if beat.label == "V" and (fast or not self._run):
-            self._run.append(beat.sample)
+            self._run.append(beat)
         else:
-            if "VT" in self._episodes.open:
-                out.extend(self._episodes.end("VT", beat.sample, beat.sample))
-            self._run = [beat.sample] if beat.label == "V" else []
-            return out
-        run = self._run
-        if len(run) >= self.config.vt_beats and "VT" not in self._episodes.open:
-            mean_rr = (run[-1] - run[0]) / (len(run) - 1)
-            if mean_rr < self._max_rr:
-                out.extend(self._episodes.start("VT", run[0], beat.sample))
-        return out
+            self._run = [beat] if beat.label == "V" else []
+            return []
+        return self._maybe_start(beat)
+
+    def _maybe_start(self, beat: Beat) -> list[EpisodeStart | EpisodeEnd]:
+        cfg = self.config
+        run = self._run[-cfg.vt_beats :]
+        if len(run) < cfg.vt_beats:
+            return []
+        rr = np.diff([b.sample for b in run])
+        if rr.mean() >= self._max_rr or rr.max() > cfg.vt_rr_spread * rr.min():
+            return []
+        shapes = [b.morphology for b in run]
+        shape = max(set(shapes), key=shapes.count)
+        if shape is None or shapes.count(shape) * 3 < 2 * len(run):
+            return []
+        self._shape, self._breaks = shape, []
+        return list(self._episodes.start("VT", run[0].sample, beat.sample))
+
+    def _continue(self, beat: Beat, fast: bool) -> list[EpisodeStart | EpisodeEnd]:
+        if fast and (beat.label == "V" or beat.morphology == self._shape):
+            self._breaks = []
+            return []
+        self._breaks.append(beat.sample)
+        if len(self._breaks) < 2:
+            return []
+        end = self._breaks[0]
+        self._run, self._shape, self._breaks = [], None, []
+        return list(self._episodes.end("VT", end, beat.sample))
 
     def finish(self, end: int) -> list[EpisodeEnd]:
         return self._episodes.close_all(end)

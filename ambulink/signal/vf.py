@@ -188,25 +188,39 @@ class VfDetector:
         self._fill += y.size
 
     def _features(self, windows: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-        """(RMS mV, dominant Hz, slope ratio, leakage, harmonic) of each row of ``windows``."""
+        """(RMS mV, dominant Hz, slope ratio, leakage, harmonic) of each row of ``windows``.
+
+        The spectral features are computed only for rows that pass the cheap amplitude and
+        slope tests (NaN elsewhere): most windows of a sinus rhythm stop at the QRS slopes.
+        """
         n = self._win
         x = windows - windows.mean(axis=1, keepdims=True)
         rms = np.sqrt(np.mean(x * x, axis=1))
-        abs_x = np.abs(x)
         abs_dx = np.abs(np.diff(x, axis=1))
         mean_abs_dx = np.maximum(abs_dx.mean(axis=1), 1e-12)
         kth = int(0.99 * (n - 2))
         slope_ratio = np.partition(abs_dx, kth, axis=1)[:, kth] / mean_abs_dx
+        rest = np.full((3, len(x)), np.nan)
+        candidate = (rms >= self._min_rms_mv) & (slope_ratio < self._config.max_slope_ratio)
+        if candidate.any():
+            rest[:, candidate] = self._oscillation(x[candidate], mean_abs_dx[candidate])
+        return rms, rest[0], slope_ratio, rest[1], rest[2]
 
+    def _oscillation(
+        self, x: NDArray[np.float64], mean_abs_dx: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Rows of (dominant Hz, leakage, harmonic) for zero-mean windows ``x``."""
+        n = self._win
         power = np.abs(np.fft.rfft(x * self._taper, self._nfft, axis=1)) ** 2
         dominant = self._band_hz[np.argmax(power[:, self._band], axis=1)]
 
         # Kuo-Dillman: delay by the half period of the sine with the same mean |x| / mean |dx|.
+        abs_x = np.abs(x)
         half_period = np.floor(np.pi * abs_x.mean(axis=1) / mean_abs_dx + 0.5)
         lag = np.clip(half_period, 1, n - 1).astype(np.int64)
         idx = np.arange(n)[None, :] - lag[:, None]
-        delayed = np.where(idx >= 0, np.take_along_axis(x, np.maximum(idx, 0), axis=1), 0.0)
-        head = idx >= 0
+        head = idx >= 0  # samples that have a delayed partner
+        delayed = np.take_along_axis(x, np.maximum(idx, 0), axis=1)
         leak_num = np.where(head, np.abs(x + delayed), 0.0).sum(axis=1)
         leak_den = np.where(head, abs_x + np.abs(delayed), 0.0).sum(axis=1)
         leakage = leak_num / np.maximum(leak_den, 1e-12)
@@ -221,7 +235,7 @@ class VfDetector:
         at_one = np.where(one, acf, -np.inf).max(axis=1)
         at_longer = np.where(longer, acf, -np.inf).max(axis=1)
         harmonic = np.where(np.isfinite(at_longer), at_longer - at_one, 0.0)
-        return rms, dominant, slope_ratio, leakage, harmonic
+        return np.stack([dominant, leakage, harmonic])
 
     def _vf_like(self, f: _Features) -> NDArray[np.bool_]:
         cfg = self._config

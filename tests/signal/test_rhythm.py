@@ -1,0 +1,138 @@
+"""Rhythm monitors: the timing rules on beat sequences, then whole records."""
+
+import numpy as np
+
+from ambulink.signal.events import Beat, EpisodeEnd, EpisodeStart
+from ambulink.signal.rhythm import (
+    GapMonitor,
+    RateMonitor,
+    VtMonitor,
+    detect_episodes,
+    evidence_window,
+)
+from tests.conftest import bundled
+
+FS = 250.0
+
+
+def test_pause_then_asystole_open_on_time_and_close_at_the_next_beat() -> None:
+    gaps = GapMonitor(FS)
+    assert gaps.on_peak(0) == []
+    assert gaps.advance(int(2.4 * FS)) == []
+    pause = gaps.advance(int(2.5 * FS))
+    assert [(e.label, e.onset, e.decided_at) for e in pause if isinstance(e, EpisodeStart)] == [
+        ("PAUSE", 0, 625)
+    ]
+    asystole = gaps.advance(int(4.2 * FS))
+    assert [e.label for e in asystole] == ["ASYSTOLE"]
+    ends = gaps.on_peak(int(6 * FS))
+    assert sorted((e.label, e.start, e.end) for e in ends if isinstance(e, EpisodeEnd)) == [
+        ("ASYSTOLE", 0, 1500),
+        ("PAUSE", 0, 1500),
+    ]
+
+
+def test_a_flat_lead_is_not_asystole() -> None:
+    gaps = GapMonitor(FS)
+    gaps.on_peak(0)
+    gaps.lead_off(int(0.5 * FS), int(8 * FS))
+    assert gaps.advance(int(8 * FS)) == []
+
+
+def test_a_late_found_beat_still_reports_the_pause_it_ended() -> None:
+    gaps = GapMonitor(FS)
+    gaps.on_peak(0)
+    events = gaps.on_peak(int(3 * FS))
+    assert [(type(e).__name__, e.label) for e in events] == [
+        ("EpisodeStart", "PAUSE"),
+        ("EpisodeEnd", "PAUSE"),
+    ]
+
+
+def beats_at(rr_s: list[float], label: str = "N") -> list[Beat]:
+    samples = np.concatenate(([0.0], np.cumsum(rr_s))) * FS
+    return [Beat(int(s), label) for s in samples]  # type: ignore[arg-type]
+
+
+def test_bradycardia_needs_a_sustained_low_average_rate() -> None:
+    rate = RateMonitor(FS)
+    events = [e for b in beats_at([1.0] * 10 + [1.5] * 14 + [0.9] * 14) for e in rate.on_beat(b.sample)]
+    starts = [e for e in events if isinstance(e, EpisodeStart)]
+    ends = [e for e in events if isinstance(e, EpisodeEnd)]
+    assert [e.label for e in starts] == ["BRADY"] and [e.label for e in ends] == ["BRADY"]
+    assert starts[0].onset < starts[0].decided_at < ends[0].end
+    # One long interval is a pause, not bradycardia.
+    single = RateMonitor(FS)
+    assert not [e for b in beats_at([1.0] * 10 + [3.0] + [1.0] * 10) for e in single.on_beat(b.sample)]
+
+
+def ventricular_run(rr_s: list[float], shapes: list[int], start: int = 600) -> list[Beat]:
+    samples = start + np.cumsum([0.0, *rr_s]) * FS
+    return [Beat(int(s), "V", morphology=m) for s, m in zip(samples, shapes, strict=True)]
+
+
+def test_vt_is_three_fast_monomorphic_ventricular_beats() -> None:
+    vt = VtMonitor(FS)
+    beats = beats_at([0.8] * 3)
+    beats += ventricular_run([0.4] * 4, [7] * 5, start=beats[-1].sample + int(0.4 * FS))
+    tail = beats[-1].sample
+    beats += [Beat(tail + int(FS), "N", morphology=1), Beat(tail + int(2 * FS), "N", morphology=1)]
+    events = [e for b in beats for e in vt.on_beat(b)]
+    assert [(type(e).__name__, e.label) for e in events] == [
+        ("EpisodeStart", "VT"),
+        ("EpisodeEnd", "VT"),
+    ]
+    start, end = events
+    assert isinstance(start, EpisodeStart) and isinstance(end, EpisodeEnd)
+    assert start.onset == beats[4].sample and start.decided_at == beats[6].sample
+    assert end.end == tail + int(FS)
+
+
+def test_slow_irregular_or_polymorphic_ventricular_beats_are_not_vt() -> None:
+    slow = ventricular_run([1.0] * 5, [3] * 6)  # idioventricular rhythm, 60/min
+    irregular = ventricular_run([0.25, 0.55, 0.3, 0.5], [3] * 5)
+    polymorphic = ventricular_run([0.4] * 4, [3, 4, 5, 6, 8])  # noise rather than VT
+    for beats in (slow, irregular, polymorphic):
+        vt = VtMonitor(FS)
+        assert not [e for b in beats for e in vt.on_beat(b)]
+
+
+def test_vt_keeps_going_through_one_odd_beat_and_beats_of_its_shape() -> None:
+    vt = VtMonitor(FS)
+    beats = ventricular_run([0.4] * 5, [7] * 6)
+    t = beats[-1].sample
+    beats.append(Beat(t + 100, "N", morphology=2))  # one fusion-like beat
+    beats.append(Beat(t + 200, "N", morphology=7))  # VT shape, now called normal
+    beats.append(Beat(t + 300, "V", morphology=7))
+    events = [e for b in beats for e in vt.on_beat(b)]
+    assert [type(e).__name__ for e in events] == ["EpisodeStart"]
+    assert [e.label for e in vt.finish(t + 400)] == ["VT"]
+
+
+def test_evidence_is_ten_seconds_ending_by_the_decision() -> None:
+    early = evidence_window(onset=10_000, decided_at=10_500, fs_hz=FS)
+    assert (early.start, early.end) == (10_500 - 2500, 10_500)
+    late = evidence_window(onset=10_000, decided_at=30_000, fs_hz=FS)
+    assert (late.start, late.end) == (10_000 - 500, 10_000 + 2000)
+    assert evidence_window(onset=10, decided_at=100, fs_hz=FS).start == 0
+
+
+def test_af_record_yields_af_episodes_over_the_annotated_af() -> None:
+    record = bundled("mitdb/201")
+    episodes = detect_episodes(record.lead(0), record.fs)
+    ref = [e for e in record.reference().episodes if e.label == "AF"]
+    af = [e for e in episodes if e.label == "AF"]
+    covered = sum(
+        max(0, min(a.end, r.end) - max(a.start, r.start)) for a in af for r in ref
+    )
+    assert covered >= 0.8 * sum(r.end - r.start for r in ref)
+    assert all(e.end > e.start for e in episodes)
+    assert episodes == sorted(episodes, key=lambda e: (e.start, e.end, e.label))
+
+
+def test_ventricular_flutter_record_yields_vf() -> None:
+    record = bundled("vfdb/418")
+    episodes = detect_episodes(record.lead(0), record.fs)
+    ref = [e for e in record.reference().episodes if e.label == "VF" and e.end - e.start >= 6 * record.fs]
+    found = [r for r in ref if any(e.label == "VF" and e.start < r.end and r.start < e.end for e in episodes)]
+    assert len(ref) >= 3 and len(found) >= 0.8 * len(ref)
