@@ -36,7 +36,7 @@ from ambulink.signal.events import (
 )
 from ambulink.signal.hr import HeartRateMeter, RRStats
 from ambulink.signal.qrs import QrsDetector
-from ambulink.signal.quality import BlockQuality, LeadQuality
+from ambulink.signal.quality import BlockQuality, StreamQuality
 from ambulink.signal.rhythm import (
     GapMonitor,
     RateMonitor,
@@ -47,6 +47,7 @@ from ambulink.signal.rhythm import (
 from ambulink.signal.validation import check_fs, to_millivolts
 from ambulink.signal.vf import VfDetector
 
+PROCESS_BLOCK_S = 0.2  # internal processing granularity (adds at most this much latency)
 PREFERRED_LEADS = ("II", "MLII", "ML2", "I", "V5", "V2", "V1", "ECG")
 
 
@@ -66,9 +67,8 @@ def _band(sqi: float) -> str:
 class _LeadState:
     """Quality tracking of one lead, with hardware lead-off spans merged in."""
 
-    def __init__(self, name: str, fs_hz: float) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.quality = LeadQuality(fs_hz)
         self.hardware_off: deque[tuple[int, int]] = deque()
         self.off: bool | None = None
         self.band: str | None = None
@@ -115,7 +115,11 @@ class Analyzer:
             raise SignalError(f"analysis_lead must be 0-{len(self.leads) - 1}, got {analysis_lead}")
         self.analysis_lead = index
         fs = self.fs_hz
-        self._lead_states = [_LeadState(name, fs) for name in self.leads]
+        self._lead_states = [_LeadState(name) for name in self.leads]
+        self._quality = StreamQuality(fs, len(self.leads))
+        self._block = max(int(round(PROCESS_BLOCK_S * fs)), 1)
+        self._held: list[NDArray[np.float64]] = []
+        self._n_held = 0
         self._qrs = QrsDetector(fs)
         self._classifier = BeatClassifier(fs)
         self._vf = VfDetector(fs)
@@ -152,9 +156,21 @@ class Analyzer:
             for state, off in zip(self._lead_states, lead_off, strict=True):
                 if off:
                     state.hardware_off.append((start, self._fed))
+        # Work in whole blocks of PROCESS_BLOCK_S: results depend on the signal only, and a
+        # stream sent in 20 ms frames costs little more than one sent in seconds.
+        self._held.append(x)
+        self._n_held += x.shape[0]
+        if self._n_held < self._block:
+            return []
+        held = np.concatenate(self._held)
+        cut = (held.shape[0] // self._block) * self._block
+        self._held, self._n_held = [held[cut:]], held.shape[0] - cut
+        return self._process(held[:cut])
+
+    def _process(self, x: NDArray[np.float64]) -> list[AnalyzerEvent]:
         events: list[AnalyzerEvent] = []
-        for i, state in enumerate(self._lead_states):
-            for block in state.quality.feed(x[:, i]):
+        for blocks in self._quality.feed(x):
+            for i, (state, block) in enumerate(zip(self._lead_states, blocks, strict=True)):
                 off, changes = state.judge(block)
                 events.extend(changes)
                 if i == self.analysis_lead:
@@ -178,6 +194,9 @@ class Analyzer:
             return []
         self._finished = True
         events: list[AnalyzerEvent] = []
+        if self._n_held:
+            events.extend(self._process(np.concatenate(self._held)))
+            self._held, self._n_held = [], 0
         for peak in self._qrs.flush():
             events.extend(self._on_peak(peak.sample))
         for beat in self._classifier.flush():

@@ -15,19 +15,21 @@ FloatArray = NDArray[np.float64]
 
 
 class SosFilter:
-    """A causal IIR filter in second-order sections, one lead, state kept across chunks."""
+    """A causal IIR filter in second-order sections along axis 0 (one lead, or several as
+    columns), state kept across chunks."""
 
     def __init__(self, sos: FloatArray) -> None:
         self._sos = np.asarray(sos, dtype=np.float64)
         self._zi: FloatArray | None = None
 
     def __call__(self, x: FloatArray) -> FloatArray:
-        if x.size == 0:
+        if x.shape[0] == 0:
             return x.astype(np.float64, copy=True)
         if self._zi is None:
             # Start from the steady state for the first sample, so a DC offset does not ring.
-            self._zi = sosfilt_zi(self._sos) * x[0]
-        y, self._zi = sosfilt(self._sos, x, zi=self._zi)
+            base = sosfilt_zi(self._sos)
+            self._zi = base * x[0] if x.ndim == 1 else base[..., np.newaxis] * x[0]
+        y, self._zi = sosfilt(self._sos, x, axis=0, zi=self._zi)
         return np.asarray(y, dtype=np.float64)
 
 

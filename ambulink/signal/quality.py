@@ -50,11 +50,15 @@ def judge_block(raw_mv: FloatArray, noise_mv: FloatArray, start: int) -> BlockQu
     return BlockQuality(start, end, False, round(max(0.0, noise_score * wander_score), 3))
 
 
-class LeadQuality:
-    """Streams one lead's samples and yields a ``BlockQuality`` per full second."""
+class StreamQuality:
+    """Streams (n_samples, n_leads) chunks; yields one ``BlockQuality`` per lead and full second.
 
-    def __init__(self, fs_hz: float) -> None:
+    All leads are filtered in one call, so twelve leads cost little more than one.
+    """
+
+    def __init__(self, fs_hz: float, n_leads: int) -> None:
         self.fs_hz = check_fs(fs_hz)
+        self.n_leads = n_leads
         self._block = int(round(self.fs_hz))
         cutoff = min(40.0, 0.4 * self.fs_hz)
         self._noise = SosFilter(highpass_sos(cutoff, self.fs_hz, order=4))
@@ -63,21 +67,29 @@ class LeadQuality:
         self._held = 0
         self._start = 0
 
-    def feed(self, samples_mv: FloatArray) -> list[BlockQuality]:
+    @property
+    def judged_until(self) -> int:
+        """Every sample before this one has been judged."""
+        return self._start
+
+    def feed(self, samples_mv: FloatArray) -> list[list[BlockQuality]]:
+        """Returns, per full block now available, the block's quality for each lead."""
         self._raw.append(samples_mv)
         self._res.append(self._noise(samples_mv))
-        self._held += samples_mv.size
-        out: list[BlockQuality] = []
+        self._held += samples_mv.shape[0]
+        out: list[list[BlockQuality]] = []
         if self._held < self._block:
             return out
         raw = np.concatenate(self._raw)
         res = np.concatenate(self._res)
-        n_blocks = raw.size // self._block
+        n_blocks = raw.shape[0] // self._block
         for k in range(n_blocks):
             lo, hi = k * self._block, (k + 1) * self._block
-            out.append(judge_block(raw[lo:hi], res[lo:hi], self._start))
+            out.append(
+                [judge_block(raw[lo:hi, i], res[lo:hi, i], self._start) for i in range(self.n_leads)]
+            )
             self._start += self._block
         used = n_blocks * self._block
         self._raw, self._res = [raw[used:]], [res[used:]]
-        self._held = raw.size - used
+        self._held = raw.shape[0] - used
         return out
