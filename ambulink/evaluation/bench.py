@@ -93,9 +93,15 @@ class MethodResult:
         return self.samples / self.cpu_s if self.ran and self.cpu_s > 0 else None
 
     def as_dict(self) -> dict[str, object]:
-        return {"method": self.name, "status": self.status, "version": self.version,
-                "samples": self.samples, "cpu_s": self.cpu_s,
-                "samples_per_cpu_s": self.samples_per_cpu_s, **self.counts.as_dict()}
+        return {
+            "method": self.name,
+            "status": self.status,
+            "version": self.version,
+            "samples": self.samples,
+            "cpu_s": self.cpu_s,
+            "samples_per_cpu_s": self.samples_per_cpu_s,
+            **self.counts.as_dict(),
+        }
 
 
 def speed_ratio(ours: MethodResult, other: MethodResult) -> float | None:
@@ -199,9 +205,15 @@ class BenchResult:
         ours = self.ours
         return {
             "benchmark": "qrs",
-            "settings": {"data": str(s.data_dir), "records": self.records, "lead": s.lead,
-                         "repeat": s.repeat, "seconds": s.seconds,
-                         "scored_from_s": s.scored_from_s, "tolerance_ms": s.tolerance_ms},
+            "settings": {
+                "data": str(s.data_dir),
+                "records": self.records,
+                "lead": s.lead,
+                "repeat": s.repeat,
+                "seconds": s.seconds,
+                "scored_from_s": s.scored_from_s,
+                "tolerance_ms": s.tolerance_ms,
+            },
             "skipped": self.skipped,
             "methods": [
                 {**m.as_dict(), "ours_speed_ratio": speed_ratio(ours, m) if ours else None}

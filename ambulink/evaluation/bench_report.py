@@ -45,13 +45,24 @@ class Provenance:
 def git_commit(root: Path = PROJECT_ROOT) -> str:
     """Short commit of the working tree (marked when it has uncommitted changes), or unknown."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if head.returncode != 0 or not head.stdout.strip():
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=root, capture_output=True, text=True, timeout=10,
-                                check=False)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     dirty = " (with uncommitted changes)" if status.stdout.strip() else ""
@@ -76,8 +87,9 @@ def provenance() -> Provenance:
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         commit=git_commit(),
         machine=f"{platform.platform()}; {cpu_model()}; {os.cpu_count() or '?'} cores",
-        versions=(f"Python {platform.python_version()}, numpy {np.__version__}, "
-                  f"scipy {scipy.__version__}"),
+        versions=(
+            f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}"
+        ),
     )
 
 
@@ -129,8 +141,10 @@ def bars(result: BenchResult) -> list[str]:
     if xqrs is not None:
         ratio = speed_ratio(ours, xqrs) or 0.0
         lines.append(f"- ≥ {MIN_RATIO_VS_XQRS:g}x XQRS: {mark(ratio >= MIN_RATIO_VS_XQRS)}")
-    lines.append(f"- gross Se and +P ≥ 99.7 %: {mark(min(se, ppv) >= MIN_GROSS_SE_PPV)} "
-                 "(the bar is for all of MIT-BIH)")
+    lines.append(
+        f"- gross Se and +P ≥ 99.7 %: {mark(min(se, ppv) >= MIN_GROSS_SE_PPV)} "
+        "(the bar is for all of MIT-BIH)"
+    )
     if best_f1 is not None:
         lines.append(f"- F1 ≥ best peer's: {mark(f1 >= best_f1)}")
     return lines
@@ -139,31 +153,38 @@ def bars(result: BenchResult) -> list[str]:
 def scope(result: BenchResult) -> str:
     s = result.settings
     excerpt = f"first {s.seconds:g} s of " if s.seconds is not None else ""
-    period = (f"scored from {s.scored_from_s:g} s (EC57 learning period)" if s.scored_from_s
-              else "scored over the whole excerpt (shorter than the EC57 learning period)")
+    period = (
+        f"scored from {s.scored_from_s:g} s (EC57 learning period)"
+        if s.scored_from_s
+        else "scored over the whole excerpt (shorter than the EC57 learning period)"
+    )
     skipped = f"; skipped (no beat labels): {', '.join(result.skipped)}" if result.skipped else ""
-    return (f"{excerpt}{len(result.records)} records ({', '.join(result.records)}) of "
-            f"{s.data_dir}, lead {s.lead}, best of {s.repeat} runs per record; {period}, "
-            f"±{s.tolerance_ms:g} ms, ventricular flutter/fibrillation excluded{skipped}")
+    return (
+        f"{excerpt}{len(result.records)} records ({', '.join(result.records)}) of "
+        f"{s.data_dir}, lead {s.lead}, best of {s.repeat} runs per record; {period}, "
+        f"±{s.tolerance_ms:g} ms, ventricular flutter/fibrillation excluded{skipped}"
+    )
 
 
 def markdown_section(result: BenchResult, command: str, where: Provenance) -> str:
-    return "\n".join([
-        f"## {where.date} — QRS detection",
-        "",
-        f"- command: `{command}`",
-        f"- commit: {where.commit}",
-        f"- machine: {where.machine}",
-        f"- versions: {where.versions}",
-        f"- scope: {scope(result)}",
-        "",
-        markdown_table(result),
-        "",
-        "DESIGN §5 bars:",
-        "",
-        *bars(result),
-        "",
-    ])
+    return "\n".join(
+        [
+            f"## {where.date} — QRS detection",
+            "",
+            f"- command: `{command}`",
+            f"- commit: {where.commit}",
+            f"- machine: {where.machine}",
+            f"- versions: {where.versions}",
+            f"- scope: {scope(result)}",
+            "",
+            markdown_table(result),
+            "",
+            "DESIGN §5 bars:",
+            "",
+            *bars(result),
+            "",
+        ]
+    )
 
 
 def append_section(path: Path, section: str) -> None:

@@ -177,23 +177,38 @@ def _run_eval_rhythm(args: argparse.Namespace) -> int:
 
 def _add_record_options(parser: argparse.ArgumentParser, *, data_required: bool) -> None:
     parser.add_argument(
-        "--data", metavar="DIR", required=data_required,
+        "--data",
+        metavar="DIR",
+        required=data_required,
         help="folder of WFDB records (.hea, .dat, .atr), e.g. ../shared/ecg/mitdb"
         + ("" if data_required else " (default: the bundled ambulink/data/mitdb)"),
     )
     parser.add_argument(
-        "--records", metavar="NAMES", nargs="+",
+        "--records",
+        metavar="NAMES",
+        nargs="+",
         help="only these records, comma- or space-separated, e.g. 100,101 119 (default: all)",
     )
-    parser.add_argument("--lead", type=int, default=0, metavar="N",
-                        help="signal index to analyse (default: 0, MLII in MIT-BIH)")
     parser.add_argument(
-        "--skip-s", type=float, default=EC57_SKIP_S, metavar="S",
+        "--lead",
+        type=int,
+        default=0,
+        metavar="N",
+        help="signal index to analyse (default: 0, MLII in MIT-BIH)",
+    )
+    parser.add_argument(
+        "--skip-s",
+        type=float,
+        default=EC57_SKIP_S,
+        metavar="S",
         help="learning period in seconds at the start of each record, not scored "
         f"(default: {EC57_SKIP_S:g}, the EC57 5 minutes; rhythm scoring ignores it)",
     )
     parser.add_argument(
-        "--tolerance-ms", type=float, default=EC57_TOLERANCE_MS, metavar="MS",
+        "--tolerance-ms",
+        type=float,
+        default=EC57_TOLERANCE_MS,
+        metavar="MS",
         help=f"beat match window ± MS (default: {EC57_TOLERANCE_MS:g}, EC57)",
     )
 
@@ -209,30 +224,44 @@ def register_eval(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     jobs = [
-        ("qrs", _run_eval_qrs, "QRS detection: Se, +P, F1 per record and gross",
-         "Score ambulink.signal.qrs.detect beat by beat: TP, FN, FP, Se, +P and F1 per "
-         "record, gross (sums) and the average of the per-record Se and +P."),
-        ("beats", _run_eval_beats, "AAMI beat classes: confusion matrix, V and S Se/+P",
-         "Score ambulink.signal.beats.classify: beats are matched as for qrs, then tallied "
-         "in the AAMI confusion matrix (reference N,S,V,F,Q x detected N,S,V,Q); V and S "
-         "Se and +P per record and gross. Reference F beats detected as V do not count "
-         "against V +P (EC57). Records whose beats are mostly paced (>50 % / or f) are left "
-         "out of the class statistics and listed."),
-        ("rhythm", _run_eval_rhythm, "rhythm episodes: AF, VT, VF, asystole, bradycardia",
-         "Score ambulink.signal.rhythm.detect_episodes against rhythm annotations ((AFIB, "
-         "(AFL -> AF; (VT; (VFL, (VF, (VFIB -> VF; (ASYS; (SBR -> BRADY): duration Se/+P, "
-         "episode Se for long (AF >= 30 s, VT/VF >= 6 s) and short episodes, episode +P, "
-         "false episodes per hour, VT/VF onset delay, and VT+VF as one ventricular class. "
-         "Works on records without beat labels (vfdb)."),
+        (
+            "qrs",
+            _run_eval_qrs,
+            "QRS detection: Se, +P, F1 per record and gross",
+            "Score ambulink.signal.qrs.detect beat by beat: TP, FN, FP, Se, +P and F1 per "
+            "record, gross (sums) and the average of the per-record Se and +P.",
+        ),
+        (
+            "beats",
+            _run_eval_beats,
+            "AAMI beat classes: confusion matrix, V and S Se/+P",
+            "Score ambulink.signal.beats.classify: beats are matched as for qrs, then tallied "
+            "in the AAMI confusion matrix (reference N,S,V,F,Q x detected N,S,V,Q); V and S "
+            "Se and +P per record and gross. Reference F beats detected as V do not count "
+            "against V +P (EC57). Records whose beats are mostly paced (>50 % / or f) are left "
+            "out of the class statistics and listed.",
+        ),
+        (
+            "rhythm",
+            _run_eval_rhythm,
+            "rhythm episodes: AF, VT, VF, asystole, bradycardia",
+            "Score ambulink.signal.rhythm.detect_episodes against rhythm annotations ((AFIB, "
+            "(AFL -> AF; (VT; (VFL, (VF, (VFIB -> VF; (ASYS; (SBR -> BRADY): duration Se/+P, "
+            "episode Se for long (AF >= 30 s, VT/VF >= 6 s) and short episodes, episode +P, "
+            "false episodes per hour, VT/VF onset delay, and VT+VF as one ventricular class. "
+            "Works on records without beat labels (vfdb).",
+        ),
     ]
     for kind, run, summary, description in jobs:
         sub = kinds.add_parser(
-            kind, help=summary, description=textwrap.fill(description, 92), epilog=EVAL_EPILOG,
+            kind,
+            help=summary,
+            description=textwrap.fill(description, 92),
+            epilog=EVAL_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_record_options(sub, data_required=True)
-        sub.add_argument("--json", metavar="OUT",
-                         help="also write every number to OUT as JSON")
+        sub.add_argument("--json", metavar="OUT", help="also write every number to OUT as JSON")
         sub.set_defaults(run=run)
 
 
@@ -266,8 +295,9 @@ def bench_signal_command(settings: BenchSettings, write: Path | None) -> int:
     print("DESIGN §5 bars:")
     print("\n".join(bars(result)))
     if write is not None:
-        append_section(write, markdown_section(result, bench_command_line(settings, write),
-                                               provenance()))
+        append_section(
+            write, markdown_section(result, bench_command_line(settings, write), provenance())
+        )
         print(f"appended to {write}", file=sys.stderr)
     return 0
 
@@ -304,20 +334,32 @@ def register_bench(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
             "samples, and score all three with the EC57 matcher of `ambulink eval qrs` (same "
             "test period and exclusions). A peer that is not installed is reported and "
             "skipped (pip install '.[bench]'). Throughput figures describe this machine; the "
-            "ratios between methods are what carry over.", 92),
+            "ratios between methods are what carry over.",
+            92,
+        ),
         epilog="example: ambulink bench signal --data ../shared/ecg/mitdb --write "
         "docs/benchmarks.md\nquick run: ambulink bench signal --seconds 60 --repeat 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_record_options(sub, data_required=False)
-    sub.add_argument("--repeat", type=int, default=3, metavar="N",
-                     help="runs per record and method; the fastest counts (default: 3)")
     sub.add_argument(
-        "--seconds", type=float, metavar="S",
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="runs per record and method; the fastest counts (default: 3)",
+    )
+    sub.add_argument(
+        "--seconds",
+        type=float,
+        metavar="S",
         help="bench on the first S seconds of each record only (quick runs); when S is not "
         "longer than --skip-s, the whole excerpt is scored",
     )
-    sub.add_argument("--write", metavar="FILE",
-                     help="append a dated section (command, commit, machine, table) to FILE, "
-                     "e.g. docs/benchmarks.md; FILE is created with a header if absent")
+    sub.add_argument(
+        "--write",
+        metavar="FILE",
+        help="append a dated section (command, commit, machine, table) to FILE, "
+        "e.g. docs/benchmarks.md; FILE is created with a header if absent",
+    )
     sub.set_defaults(run=_run_bench_signal)

@@ -133,8 +133,14 @@ class DetectionCounts:
         return ratio(2 * self.tp, 2 * self.tp + self.fn + self.fp)
 
     def as_dict(self) -> dict[str, int | float | None]:
-        return {"tp": self.tp, "fn": self.fn, "fp": self.fp, "se": self.se, "ppv": self.ppv,
-                "f1": self.f1}
+        return {
+            "tp": self.tp,
+            "fn": self.fn,
+            "fp": self.fp,
+            "se": self.se,
+            "ppv": self.ppv,
+            "f1": self.f1,
+        }
 
 
 @dataclass(frozen=True)

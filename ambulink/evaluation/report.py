@@ -61,8 +61,13 @@ def describe_test_period(settings: EvalSettings) -> str:
 
 def _qrs_cells(counts: DetectionCounts) -> list[str]:
     return [
-        str(counts.n_reference), str(counts.tp), str(counts.fn), str(counts.fp),
-        pct(counts.se), pct(counts.ppv), pct(counts.f1),
+        str(counts.n_reference),
+        str(counts.tp),
+        str(counts.fn),
+        str(counts.fp),
+        pct(counts.se),
+        pct(counts.ppv),
+        pct(counts.f1),
     ]
 
 
@@ -76,12 +81,14 @@ def format_qrs(evaluation: QrsEvaluation) -> str:
     rows.append(["gross", *_qrs_cells(evaluation.gross)])
     average_se, average_ppv = evaluation.average()
     rows.append(["average", "", "", "", "", pct(average_se), pct(average_ppv), ""])
-    return "\n".join([
-        textwrap.fill(f"EC57 QRS detection, {describe_test_period(evaluation.settings)}.", 100),
-        "",
-        table(headers, rows),
-        *_skipped(evaluation.skipped),
-    ])
+    return "\n".join(
+        [
+            textwrap.fill(f"EC57 QRS detection, {describe_test_period(evaluation.settings)}.", 100),
+            "",
+            table(headers, rows),
+            *_skipped(evaluation.skipped),
+        ]
+    )
 
 
 def format_matrix(matrix: ConfusionMatrix) -> str:
@@ -95,35 +102,76 @@ def format_matrix(matrix: ConfusionMatrix) -> str:
 
 
 def format_beats(evaluation: BeatEvaluation) -> str:
-    headers = ["record", "paced", "ref beats", "QRS Se %", "QRS +P %",
-               "V Se %", "V +P %", "S Se %", "S +P %", "Fv"]
+    headers = [
+        "record",
+        "paced",
+        "ref beats",
+        "QRS Se %",
+        "QRS +P %",
+        "V Se %",
+        "V +P %",
+        "S Se %",
+        "S +P %",
+        "Fv",
+    ]
     rows = []
     for name, r in evaluation.records.items():
         m = r.matrix
-        rows.append([name, "yes" if r.paced else "", str(r.counts.n_reference),
-                     pct(r.counts.se), pct(r.counts.ppv), pct(m.v_se), pct(m.v_ppv),
-                     pct(m.s_se), pct(m.s_ppv), str(m.fv)])
+        rows.append(
+            [
+                name,
+                "yes" if r.paced else "",
+                str(r.counts.n_reference),
+                pct(r.counts.se),
+                pct(r.counts.ppv),
+                pct(m.v_se),
+                pct(m.v_ppv),
+                pct(m.s_se),
+                pct(m.s_ppv),
+                str(m.fv),
+            ]
+        )
     gross, counts = evaluation.gross_matrix, evaluation.gross_counts
-    rows.append(["gross", "", str(counts.n_reference), pct(counts.se), pct(counts.ppv),
-                 pct(gross.v_se), pct(gross.v_ppv), pct(gross.s_se), pct(gross.s_ppv),
-                 str(gross.fv)])
+    rows.append(
+        [
+            "gross",
+            "",
+            str(counts.n_reference),
+            pct(counts.se),
+            pct(counts.ppv),
+            pct(gross.v_se),
+            pct(gross.v_ppv),
+            pct(gross.s_se),
+            pct(gross.s_ppv),
+            str(gross.fv),
+        ]
+    )
     paced = ", ".join(evaluation.paced_records) or "none"
-    return "\n".join([
-        textwrap.fill("EC57 beat classification (AAMI classes), "
-                      f"{describe_test_period(evaluation.settings)}.", 100),
-        "",
-        table(headers, rows),
-        "",
-        "Gross confusion matrix (records that are not mostly paced):",
-        format_matrix(gross),
-        "",
-        f"Gross V: Se {pct(gross.v_se)} %, +P {pct(gross.v_ppv)} %  "
-        f"(S: Se {pct(gross.s_se)} %, +P {pct(gross.s_ppv)} %)",
-        f"Fv = {gross.fv}: reference fusion beats detected as V, not counted against V +P (EC57).",
-        textwrap.fill(f"Paced records excluded from class statistics (>50 % paced beats): "
-                      f"{paced}; the QRS columns and gross row include them.", 100),
-        *_skipped(evaluation.skipped),
-    ])
+    return "\n".join(
+        [
+            textwrap.fill(
+                "EC57 beat classification (AAMI classes), "
+                f"{describe_test_period(evaluation.settings)}.",
+                100,
+            ),
+            "",
+            table(headers, rows),
+            "",
+            "Gross confusion matrix (records that are not mostly paced):",
+            format_matrix(gross),
+            "",
+            f"Gross V: Se {pct(gross.v_se)} %, +P {pct(gross.v_ppv)} %  "
+            f"(S: Se {pct(gross.s_se)} %, +P {pct(gross.s_ppv)} %)",
+            f"Fv = {gross.fv}: reference fusion beats detected as V, "
+            "not counted against V +P (EC57).",
+            textwrap.fill(
+                f"Paced records excluded from class statistics (>50 % paced beats): "
+                f"{paced}; the QRS columns and gross row include them.",
+                100,
+            ),
+            *_skipped(evaluation.skipped),
+        ]
+    )
 
 
 def _rhythm_cells(score: LabelScore) -> list[str]:
@@ -144,9 +192,20 @@ def _rhythm_cells(score: LabelScore) -> list[str]:
 
 
 def format_rhythm(evaluation: RhythmEvaluation) -> str:
-    headers = ["record", "label", "ref s", "det s", "dur Se %", "dur +P %", "long ep",
-               "short ep", "true det", "false/h", "delay med/max s",
-               f"≤{ONSET_LIMIT_S:g} s %"]
+    headers = [
+        "record",
+        "label",
+        "ref s",
+        "det s",
+        "dur Se %",
+        "dur +P %",
+        "long ep",
+        "short ep",
+        "true det",
+        "false/h",
+        "delay med/max s",
+        f"≤{ONSET_LIMIT_S:g} s %",
+    ]
     rows = [
         [name, *_rhythm_cells(score)]
         for name, result in evaluation.records.items()
@@ -157,17 +216,24 @@ def format_rhythm(evaluation: RhythmEvaluation) -> str:
     minimums = ", ".join(f"{label} {s:g} s" for label, s in LONG_EPISODE_S.items())
     unscored = ", ".join(f"{n} {label}" for label, n in evaluation.unscored_detected.items())
     hours = evaluation.gross[SCORED_LABELS[0]].record_s / 3600
-    return "\n".join([
-        f"Rhythm episodes, lead {evaluation.settings.lead}, {hours:.2f} h of records; scored over "
-        "whole records (no learning period: AF and VF episodes start early).",
-        "",
-        table(headers, rows, left=2),
-        "",
-        textwrap.fill(
-            f"long ep / short ep: reference episodes detected, split at {minimums} (others: "
-            "all long); true det: detected episodes overlapping a reference episode; false/h: "
-            "the others per hour; delay: first overlapping detection minus annotated onset, "
-            "long episodes; ventricular = VT and VF as one class.", 100),
-        *([f"detected episodes with no reference annotations, not scored: {unscored}"]
-          if unscored else []),
-    ])
+    return "\n".join(
+        [
+            f"Rhythm episodes, lead {evaluation.settings.lead}, {hours:.2f} h of records; "
+            "scored over whole records (no learning period: AF and VF episodes start early).",
+            "",
+            table(headers, rows, left=2),
+            "",
+            textwrap.fill(
+                f"long ep / short ep: reference episodes detected, split at {minimums} (others: "
+                "all long); true det: detected episodes overlapping a reference episode; false/h: "
+                "the others per hour; delay: first overlapping detection minus annotated onset, "
+                "long episodes; ventricular = VT and VF as one class.",
+                100,
+            ),
+            *(
+                [f"detected episodes with no reference annotations, not scored: {unscored}"]
+                if unscored
+                else []
+            ),
+        ]
+    )

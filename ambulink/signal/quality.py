@@ -86,7 +86,10 @@ class StreamQuality:
         for k in range(n_blocks):
             lo, hi = k * self._block, (k + 1) * self._block
             out.append(
-                [judge_block(raw[lo:hi, i], res[lo:hi, i], self._start) for i in range(self.n_leads)]
+                [
+                    judge_block(raw[lo:hi, i], res[lo:hi, i], self._start)
+                    for i in range(self.n_leads)
+                ]
             )
             self._start += self._block
         used = n_blocks * self._block

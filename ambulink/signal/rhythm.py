@@ -128,7 +128,11 @@ class GapMonitor:
         out: list[EpisodeStart | EpisodeEnd] = []
         if self._last is None:
             return out
-        for label, limit in (("PAUSE", self._pause), ("ASYSTOLE", self._asystole)):
+        limits: tuple[tuple[RhythmLabel, int], ...] = (
+            ("PAUSE", self._pause),
+            ("ASYSTOLE", self._asystole),
+        )
+        for label, limit in limits:
             due = self._last + limit
             if horizon >= due and label not in self._episodes.open:
                 if self._was_off(self._last, due):
@@ -162,10 +166,11 @@ class RateMonitor:
         bpm = 60.0 * self.fs_hz / averaged_rr(self._rr)
         cfg = self.config
         out: list[EpisodeStart | EpisodeEnd] = []
-        for label, active, cleared in (
+        conditions: tuple[tuple[RhythmLabel, bool, bool], ...] = (
             ("BRADY", bpm < cfg.brady_bpm, bpm >= cfg.brady_bpm + cfg.hysteresis_bpm),
             ("TACHY", bpm > cfg.tachy_bpm, bpm <= cfg.tachy_bpm - cfg.hysteresis_bpm),
-        ):
+        )
+        for label, active, cleared in conditions:
             streak = self._streak[label]
             clear = self._clear_streak[label]
             if active:

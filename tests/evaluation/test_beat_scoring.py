@@ -25,8 +25,13 @@ def reference(name: str) -> Reference:
 
 def matrix(ref: Reference, keep: np.ndarray, labels: list[str]) -> ConfusionMatrix:
     """Confusion matrix of detections at the reference beats selected by ``keep``."""
-    scored = score_beats(ref.beat_sample, ref.beat_sample[keep], tolerance=tolerance_samples(360),
-                         start=0, excluded=ref.excluded)
+    scored = score_beats(
+        ref.beat_sample,
+        ref.beat_sample[keep],
+        tolerance=tolerance_samples(360),
+        start=0,
+        excluded=ref.excluded,
+    )
     return confusion_matrix(scored, ref.beat_class, labels)
 
 

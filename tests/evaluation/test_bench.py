@@ -52,8 +52,10 @@ def test_excerpt_shorter_than_the_learning_period_is_scored_whole() -> None:
 
 
 def test_records_without_beat_labels_are_skipped() -> None:
-    result = bench_qrs(BenchSettings(DATA_DIR / "vfdb", ("418",), repeat=1, seconds=5),
-                       [Method(OURS, every_second)])
+    result = bench_qrs(
+        BenchSettings(DATA_DIR / "vfdb", ("418",), repeat=1, seconds=5),
+        [Method(OURS, every_second)],
+    )
     assert result.skipped == ["418"] and result.records == []
     assert result.methods[0].samples == 0
 
@@ -79,8 +81,13 @@ def test_best_cpu_seconds_returns_the_result_of_the_work() -> None:
 
 
 def result(name: str, samples_per_s: float, f1_tp: int, status: str = "ok") -> MethodResult:
-    return MethodResult(name, status, samples=int(samples_per_s), cpu_s=1.0,
-                        counts=DetectionCounts(tp=f1_tp, fn=1000 - f1_tp, fp=0))
+    return MethodResult(
+        name,
+        status,
+        samples=int(samples_per_s),
+        cpu_s=1.0,
+        counts=DetectionCounts(tp=f1_tp, fn=1000 - f1_tp, fp=0),
+    )
 
 
 def test_speed_ratio_is_ours_over_theirs() -> None:
@@ -88,20 +95,35 @@ def test_speed_ratio_is_ours_over_theirs() -> None:
 
 
 def test_bars_follow_design_section_5() -> None:
-    good = BenchResult(BenchSettings(MITDB), [
-        result(OURS, 2e6, 999), result("XQRS (wfdb)", 2e5, 990), result("NeuroKit2", 9e6, 995),
-    ], ["100"], [])
+    good = BenchResult(
+        BenchSettings(MITDB),
+        [
+            result(OURS, 2e6, 999),
+            result("XQRS (wfdb)", 2e5, 990),
+            result("NeuroKit2", 9e6, 995),
+        ],
+        ["100"],
+        [],
+    )
     assert bars(good) == [
         "- throughput ≥ 1 M samples/CPU-s: met",
         "- ≥ 5x XQRS: met",
         "- gross Se and +P ≥ 99.7 %: met (the bar is for all of MIT-BIH)",
         "- F1 ≥ best peer's: met",
     ]
-    slow = BenchResult(BenchSettings(MITDB), [
-        result(OURS, 5e5, 990), result("XQRS (wfdb)", 2e5, 995),
-    ], ["100"], [])
-    assert [line.endswith("NOT met (the bar is for all of MIT-BIH)") or line.endswith("NOT met")
-            for line in bars(slow)] == [True, True, True, True]
+    slow = BenchResult(
+        BenchSettings(MITDB),
+        [
+            result(OURS, 5e5, 990),
+            result("XQRS (wfdb)", 2e5, 995),
+        ],
+        ["100"],
+        [],
+    )
+    assert [
+        line.endswith("NOT met (the bar is for all of MIT-BIH)") or line.endswith("NOT met")
+        for line in bars(slow)
+    ] == [True, True, True, True]
 
 
 def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:

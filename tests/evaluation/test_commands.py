@@ -37,8 +37,10 @@ def reference_peaks(record: EcgRecord, lead: int) -> NDArray[np.int64]:
 
 def reference_beats(record: EcgRecord, lead: int) -> list[Beat]:
     ref = record.reference()
-    return [Beat(int(s), AAMI_TO_DETECTED[c])
-            for s, c in zip(ref.beat_sample, ref.beat_class, strict=True)]
+    return [
+        Beat(int(s), AAMI_TO_DETECTED[c])
+        for s, c in zip(ref.beat_sample, ref.beat_class, strict=True)
+    ]
 
 
 def reference_episodes(record: EcgRecord, lead: int) -> list[Episode]:
@@ -59,8 +61,14 @@ def test_eval_qrs_prints_a_table_and_writes_json(
     assert "[4/4] 207 ..." in printed.err
     data = json.loads(out.read_text())
     assert list(data["records"]) == ["100", "119", "201", "207"]
-    assert data["records"]["100"] == {"tp": 1902, "fn": 0, "fp": 0, "se": 1.0, "ppv": 1.0,
-                                      "f1": 1.0}
+    assert data["records"]["100"] == {
+        "tp": 1902,
+        "fn": 0,
+        "fp": 0,
+        "se": 1.0,
+        "ppv": 1.0,
+        "f1": 1.0,
+    }
     assert data["gross"]["tp"] == sum(r["tp"] for r in data["records"].values())
     assert data["settings"]["skip_s"] == 300.0
 
@@ -142,8 +150,9 @@ def test_cli_errors_exit_2_with_a_message(
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["eval", "qrs"], ["eval", "beats"], ["eval", "rhythm"],
-                                  ["bench", "signal"]])
+@pytest.mark.parametrize(
+    "argv", [["eval", "qrs"], ["eval", "beats"], ["eval", "rhythm"], ["bench", "signal"]]
+)
 def test_help_explains_the_options(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*argv, "--help"])
@@ -170,8 +179,18 @@ def test_cli_bench_signal_prints_peers_and_appends_to_the_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = tmp_path / "docs" / "benchmarks.md"
-    argv = ["bench", "signal", "--records", "100", "--seconds", "20", "--repeat", "1",
-            "--write", str(log)]
+    argv = [
+        "bench",
+        "signal",
+        "--records",
+        "100",
+        "--seconds",
+        "20",
+        "--repeat",
+        "1",
+        "--write",
+        str(log),
+    ]
     assert main(argv) == 0
     assert main(argv) == 0
     text = capsys.readouterr().out

@@ -36,7 +36,10 @@ def bundled(name: str) -> tuple[EcgRecord, Reference]:
 
 def score(ref: Reference, detected: NDArray[np.int64], start: int = SKIP) -> ScoredMatch:
     return score_beats(
-        ref.beat_sample, np.sort(detected), tolerance=TOLERANCE, start=start,
+        ref.beat_sample,
+        np.sort(detected),
+        tolerance=TOLERANCE,
+        start=start,
         excluded=ref.excluded,
     )
 
@@ -96,8 +99,13 @@ def test_detections_in_record_207_flutter_are_not_false_positives() -> None:
 
 def test_reference_beats_in_an_excluded_span_are_not_scored() -> None:
     ref = np.array([1000, 2000, 3000, 4000], dtype=np.int64)
-    scored = score_beats(ref, np.array([1000], dtype=np.int64), tolerance=TOLERANCE, start=0,
-                         excluded=[Span(1500, 4500)])
+    scored = score_beats(
+        ref,
+        np.array([1000], dtype=np.int64),
+        tolerance=TOLERANCE,
+        start=0,
+        excluded=[Span(1500, 4500)],
+    )
     assert scored.counts == DetectionCounts(tp=1, fn=0, fp=0)
 
 

@@ -51,15 +51,18 @@ def test_record_100_has_2273_reference_beats_in_aami_classes() -> None:
 
 
 def test_non_beat_annotations_are_not_beats() -> None:
-    ref = build_reference(synthetic("N+~V|xN!F\"Q"), fs=360.0, n_samples=10_000)
+    ref = build_reference(synthetic('N+~V|xN!F"Q'), fs=360.0, n_samples=10_000)
     assert ref.beat_class == ("N", "V", "N", "F", "Q")
 
 
 def test_record_201_af_episodes_run_from_each_afib_note_to_the_next_rhythm_note() -> None:
     record = bundled_record("mitdb/201")
     ann = wfdb.rdann(record_path("mitdb/201"), "atr")
-    changes = [(int(s), a.rstrip("\x00")) for s, sym, a in
-               zip(ann.sample, ann.symbol, ann.aux_note, strict=True) if sym == "+"]
+    changes = [
+        (int(s), a.rstrip("\x00"))
+        for s, sym, a in zip(ann.sample, ann.symbol, ann.aux_note, strict=True)
+        if sym == "+"
+    ]
     expected = [
         Episode(start, changes[i + 1][0] if i + 1 < len(changes) else record.n_samples, "AF")
         for i, (start, note) in enumerate(changes)

@@ -40,13 +40,20 @@ def test_af_detection_shifted_by_half_its_length_scores_about_half() -> None:
     episodes = record.reference().episodes
     middle = episodes[1]
     half = (middle.end - middle.start) // 2
-    shifted = score_label("AF", [(middle.start, middle.end)],
-                          [(middle.start + half, middle.end + half)], record.fs, record.n_samples)
+    shifted = score_label(
+        "AF",
+        [(middle.start, middle.end)],
+        [(middle.start + half, middle.end + half)],
+        record.fs,
+        record.n_samples,
+    )
     assert shifted.duration_se == pytest.approx(0.5, abs=0.001)
     assert shifted.duration_ppv == pytest.approx(0.5, abs=0.001)
     assert shifted.long_se == 1.0  # still overlapped, so still found
-    moved = [Episode(e.start + (e.end - e.start) // 2, e.end + (e.end - e.start) // 2, "AF")
-             for e in episodes]
+    moved = [
+        Episode(e.start + (e.end - e.start) // 2, e.end + (e.end - e.start) // 2, "AF")
+        for e in episodes
+    ]
     whole = score_rhythm(episodes, moved, record.fs, record.n_samples).labels["AF"]
     assert whole.duration_se is not None and 0.45 < whole.duration_se < 0.6
 
@@ -110,8 +117,12 @@ def test_detections_far_from_any_episode_are_false_alarms_per_hour() -> None:
 
 
 def test_labels_without_reference_are_counted_not_scored() -> None:
-    result = score_rhythm([], [Episode(0, 100, "PAUSE"), Episode(500, 600, "TACHY"),
-                               Episode(700, 800, "PAUSE")], 250.0, 10_000)
+    result = score_rhythm(
+        [],
+        [Episode(0, 100, "PAUSE"), Episode(500, 600, "TACHY"), Episode(700, 800, "PAUSE")],
+        250.0,
+        10_000,
+    )
     assert result.unscored_detected == {"PAUSE": 2, "TACHY": 1}
 
 
@@ -127,6 +138,8 @@ def test_scores_add_across_records_and_refuse_other_labels() -> None:
 
 def test_intervals_merge_and_overlap() -> None:
     assert merge_intervals([(5, 10), (0, 3), (10, 12), (-4, 1), (20, 2000)], 100) == [
-        (0, 3), (5, 12), (20, 100)
+        (0, 3),
+        (5, 12),
+        (20, 100),
     ]
     assert overlap_samples([(0, 10), (20, 30)], [(5, 25)]) == 10

@@ -56,14 +56,18 @@ def beats_at(rr_s: list[float], label: str = "N") -> list[Beat]:
 
 def test_bradycardia_needs_a_sustained_low_average_rate() -> None:
     rate = RateMonitor(FS)
-    events = [e for b in beats_at([1.0] * 10 + [1.5] * 14 + [0.9] * 14) for e in rate.on_beat(b.sample)]
+    events = [
+        e for b in beats_at([1.0] * 10 + [1.5] * 14 + [0.9] * 14) for e in rate.on_beat(b.sample)
+    ]
     starts = [e for e in events if isinstance(e, EpisodeStart)]
     ends = [e for e in events if isinstance(e, EpisodeEnd)]
     assert [e.label for e in starts] == ["BRADY"] and [e.label for e in ends] == ["BRADY"]
     assert starts[0].onset < starts[0].decided_at < ends[0].end
     # One long interval is a pause, not bradycardia.
     single = RateMonitor(FS)
-    assert not [e for b in beats_at([1.0] * 10 + [3.0] + [1.0] * 10) for e in single.on_beat(b.sample)]
+    assert not [
+        e for b in beats_at([1.0] * 10 + [3.0] + [1.0] * 10) for e in single.on_beat(b.sample)
+    ]
 
 
 def ventricular_run(rr_s: list[float], shapes: list[int], start: int = 600) -> list[Beat]:
@@ -122,9 +126,7 @@ def test_af_record_yields_af_episodes_over_the_annotated_af() -> None:
     episodes = detect_episodes(record.lead(0), record.fs)
     ref = [e for e in record.reference().episodes if e.label == "AF"]
     af = [e for e in episodes if e.label == "AF"]
-    covered = sum(
-        max(0, min(a.end, r.end) - max(a.start, r.start)) for a in af for r in ref
-    )
+    covered = sum(max(0, min(a.end, r.end) - max(a.start, r.start)) for a in af for r in ref)
     assert covered >= 0.8 * sum(r.end - r.start for r in ref)
     assert all(e.end > e.start for e in episodes)
     assert episodes == sorted(episodes, key=lambda e: (e.start, e.end, e.label))
@@ -133,6 +135,14 @@ def test_af_record_yields_af_episodes_over_the_annotated_af() -> None:
 def test_ventricular_flutter_record_yields_vf() -> None:
     record = bundled("vfdb/418")
     episodes = detect_episodes(record.lead(0), record.fs)
-    ref = [e for e in record.reference().episodes if e.label == "VF" and e.end - e.start >= 6 * record.fs]
-    found = [r for r in ref if any(e.label == "VF" and e.start < r.end and r.start < e.end for e in episodes)]
+    ref = [
+        e
+        for e in record.reference().episodes
+        if e.label == "VF" and e.end - e.start >= 6 * record.fs
+    ]
+    found = [
+        r
+        for r in ref
+        if any(e.label == "VF" and e.start < r.end and r.start < e.end for e in episodes)
+    ]
     assert len(ref) >= 3 and len(found) >= 0.8 * len(ref)
