@@ -9,8 +9,10 @@ overlap or touch count as one). Then:
   duration (AF 30 s, VT and VF 6 s) into long and short episodes;
 - episode +P = detected episodes overlapping a reference episode / detected episodes; the other
   detected episodes are false, reported per hour of record;
-- onset delay (VT, VF, ventricular) = start of the first detection overlapping a long reference
-  episode minus the reference onset, in seconds (negative when the detection started earlier).
+- onset delay (VT, VF, ventricular) = when the first detection overlapping a long reference
+  episode was raised minus the reference onset, in seconds (negative when it was raised earlier).
+  "Raised" is the detection's ``decided_at`` (the sample at which a streaming detector had seen
+  enough to alarm) when the detector reports it, else its start.
 
 ``ventricular`` treats VT and VF as one class: a VF alarm during annotated VT is a correct
 ventricular alarm. Scoring covers the whole record (no learning period).
@@ -184,8 +186,17 @@ def score_label(
     detected: Iterable[Interval],
     fs: float,
     n_samples: int,
+    raised: Sequence[int] | None = None,
 ) -> LabelScore:
-    """Score one label's detected intervals against its reference intervals (samples)."""
+    """Score one label's detected intervals against its reference intervals (samples).
+
+    ``raised`` gives, per detected interval (same order), the sample its alarm was raised at;
+    without it an interval counts as raised at its start.
+    """
+    detected = list(detected)
+    alarms = list(
+        zip(detected, raised if raised is not None else [d[0] for d in detected], strict=True)
+    )
     ref = merge_intervals(reference, n_samples)
     det = merge_intervals(detected, n_samples)
     long_min = LONG_EPISODE_S.get(label, 0.0) * fs
@@ -194,9 +205,9 @@ def score_label(
     delays: list[float] = []
     if label in ONSET_LABELS:
         for r in long_ref:
-            hits = overlapping(r, det)
-            if hits:
-                delays.append((hits[0][0] - r[0]) / fs)
+            times = [at for d, at in alarms if d[0] < r[1] and r[0] < d[1]]
+            if times:
+                delays.append((min(times) - r[0]) / fs)
     return LabelScore(
         label=label,
         record_s=n_samples / fs,
@@ -218,6 +229,16 @@ def _intervals(episodes: Sequence[Episode], labels: Iterable[str]) -> list[Inter
     return [(int(e.start), int(e.end)) for e in episodes if e.label in wanted]
 
 
+def _raised(episodes: Sequence[Episode], labels: Iterable[str]) -> list[int]:
+    """When each episode's alarm was raised: its ``decided_at`` if reported, else its start."""
+    wanted = set(labels)
+    return [
+        int(at) if (at := getattr(e, "decided_at", None)) is not None else int(e.start)
+        for e in episodes
+        if e.label in wanted
+    ]
+
+
 @dataclass(frozen=True)
 class RhythmScore:
     """All scored labels of one record, and detected episodes of labels with no reference."""
@@ -234,7 +255,12 @@ def score_rhythm(
     groups[VENTRICULAR] = ("VT", "VF")
     labels = {
         name: score_label(
-            name, _intervals(reference, group), _intervals(detected, group), fs, n_samples
+            name,
+            _intervals(reference, group),
+            _intervals(detected, group),
+            fs,
+            n_samples,
+            _raised(detected, group),
         )
         for name, group in groups.items()
     }

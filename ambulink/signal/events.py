@@ -23,11 +23,13 @@ class Beat:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    """A rhythm episode ``[start, end)`` in samples."""
+    """A rhythm episode ``[start, end)`` in samples; ``decided_at`` is when a streaming analysis
+    raised it (None when unknown)."""
 
     start: int
     end: int
     label: RhythmLabel
+    decided_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,7 +265,12 @@ def detect_episodes(signal: np.ndarray, fs: float) -> list[Episode]:
     lead, fs_hz = as_record_lead(signal, fs)
     analyzer = Analyzer(fs_hz, ["ECG"])
     events = analyzer.feed(lead.reshape(-1, 1)) + analyzer.flush()
-    episodes = [Episode(e.start, e.end, e.label) for e in events if isinstance(e, EpisodeEnd)]
+    raised = {(e.label, e.onset): e.decided_at for e in events if isinstance(e, EpisodeStart)}
+    episodes = [
+        Episode(e.start, e.end, e.label, raised.get((e.label, e.start)))
+        for e in events
+        if isinstance(e, EpisodeEnd)
+    ]
     return sorted(episodes, key=lambda e: (e.start, e.end, e.label))
 
 

@@ -143,3 +143,15 @@ def test_intervals_merge_and_overlap() -> None:
         (20, 100),
     ]
     assert overlap_samples([(0, 10), (20, 30)], [(5, 25)]) == 10
+
+
+def test_onset_delay_is_when_the_alarm_was_raised_when_the_detector_says() -> None:
+    fs, n = 250.0, 600_000
+    reference = [(1000, 1000 + 60 * 250)]
+    detected = [(1000 + 2 * 250, 20_000)]  # onset estimated 2 s late ...
+    at_start = score_label("VF", reference, detected, fs, n)
+    raised = score_label(
+        "VF", reference, detected, fs, n, raised=[1000 + 7 * 250]
+    )  # ... raised 7 s late
+    assert at_start.onset_delays_s == (2.0,)
+    assert raised.onset_delays_s == (7.0,)
