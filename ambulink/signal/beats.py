@@ -38,7 +38,9 @@ class BeatConfig:
     wide_ms: float = 20.0  # wider than the normal QRS by this much: ventricular
     narrower_ms: float = 10.0  # a QRS this much narrower than normal is not ventricular
     opposite_corr: float = 0.3  # below this correlation a QRS is ventricular whatever its width
-    ectopic_residual: float = 0.6  # shape difference from the normal template (RMS ratio)
+    ectopic_residual: float = 0.6
+    pause_after: float = 1.1  # following RR above this fraction of the normal RR: a pause
+    smoother_log: float = -0.3  # log roughness ratio below this: smoother than the normal QRS  # shape difference from the normal template (RMS ratio)
     premature: float = 0.88  # RR below this fraction of the normal RR: premature
     max_clusters: int = 12
     learning_beats: int = 8
@@ -274,7 +276,10 @@ class BeatClassifier:
             f[7] == 1.0,
         )
         premature = pre < cfg.premature
-        if not is_normal and residual > cfg.ectopic_residual:
+        # A ventricular beat comes early, is followed by a pause, or is smoother than the normal
+        # QRS (slow conduction through muscle); a different shape with none of these is noise.
+        ectopic_timing = premature or post > cfg.pause_after or f[8] < cfg.smoother_log
+        if not is_normal and residual > cfg.ectopic_residual and ectopic_timing:
             if width_gain > cfg.wide_ms:
                 return "V"
             # A different QRS that is not narrower than normal, and early or clearly different.
