@@ -236,7 +236,10 @@ class Analyzer:
             out.append(rate)
         out.extend(self._rate.on_beat(beat.sample))
         out.extend(self._vt.on_beat(beat))
-        for transition in self._af.push(beat.sample, beat.label):
+        # Beats of a running VT are ventricular whatever the classifier now calls them; their
+        # irregularity must not read as AF.
+        label = "V" if self._vt.active else beat.label
+        for transition in self._af.push(beat.sample, label):
             out.extend(self._waveform_change("AF", transition))
         return out
 

@@ -44,6 +44,8 @@ class BeatConfig:
     premature: float = 0.88  # RR below this fraction of the normal RR: premature
     max_clusters: int = 12
     learning_beats: int = 8
+    chaos_beats: int = 12  # look at this many recent beats ...
+    chaos_share: float = 0.5  # ... and call them Q when more than this share had a new shape
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +88,7 @@ class BeatClassifier:
         self._rhythm = _RhythmState()
         self._n_beats = 0
         self._next_ident = 0
+        self._recent_new: deque[bool] = deque(maxlen=cfg.chaos_beats)
 
     def feed(self, samples_mv: FloatArray) -> None:
         """Append raw samples (mV) in stream order."""
@@ -198,7 +201,9 @@ class BeatClassifier:
             best.template = 0.9 * best.template + 0.1 * aligned
             best.width_ms = 0.9 * best.width_ms + 0.1 * width
             cluster = best
+            self._recent_new.append(False)
         else:
+            self._recent_new.append(True)
             self._next_ident += 1
             cluster = _Cluster(self._next_ident, aligned.copy(), width)
             self._clusters.append(cluster)
@@ -213,7 +218,10 @@ class BeatClassifier:
                 beat.rr if cluster.pre_rr == 0.0 else 0.9 * cluster.pre_rr + 0.1 * beat.rr
             )
 
-        label = self._decide(cluster, wide, width, beat.rr, post_rr)
+        if sum(self._recent_new) > cfg.chaos_share * len(self._recent_new):
+            label: BeatLabel = "Q"  # most recent QRS shapes are new: noise or chaos, not beats
+        else:
+            label = self._decide(cluster, wide, width, beat.rr, post_rr)
         if beat.rr is not None:
             self._rhythm.all_rr.append(beat.rr)
             if label == "N":

@@ -213,6 +213,10 @@ class VtMonitor:
         self._breaks: list[int] = []
         self._last: int | None = None
 
+    @property
+    def active(self) -> bool:
+        return "VT" in self._episodes.open
+
     def on_beat(self, beat: Beat) -> list[EpisodeStart | EpisodeEnd]:
         last, self._last = self._last, beat.sample
         fast = last is not None and beat.sample - last < self._max_rr
