@@ -2,11 +2,12 @@
 
 import numpy as np
 
-from ambulink.signal.events import Beat, EpisodeEnd, EpisodeStart
+from ambulink.signal.events import Beat, Episode, EpisodeEnd, EpisodeStart
 from ambulink.signal.rhythm import (
     GapMonitor,
     RateMonitor,
     VtMonitor,
+    absorb_vt_in_vf,
     detect_episodes,
     evidence_window,
 )
@@ -146,3 +147,13 @@ def test_ventricular_flutter_record_yields_vf() -> None:
         if any(e.label == "VF" and e.start < r.end and r.start < e.end for e in episodes)
     ]
     assert len(ref) >= 3 and len(found) >= 0.8 * len(ref)
+
+
+def test_vt_inside_vf_is_one_vf_episode_but_vt_before_it_stays() -> None:
+    episodes = [
+        Episode(0, 1000, "VT"),  # VT degenerating into VF
+        Episode(900, 5000, "VF"),
+        Episode(1200, 1800, "VT"),  # flutter waves read as fast ventricular beats
+        Episode(4800, 5200, "VT"),  # outlasts the VF
+    ]
+    assert absorb_vt_in_vf(episodes) == [episodes[0], episodes[1], episodes[3]]
