@@ -99,12 +99,7 @@ class BeatClassifier:
         rr = None if self._last_peak is None else sample - self._last_peak
         self._last_peak = sample
         self._pending.append(_Pending(sample, rr))
-        out: list[Beat] = []
-        while len(self._pending) >= 2 and self._ready(self._pending[0]):
-            beat = self._pending.popleft()
-            out.append(self._label(beat, self._pending[0].rr))
-        self._trim()
-        return out
+        return self.ready_beats()
 
     def ready_beats(self) -> list[Beat]:
         """Beats whose window became available after a feed (the next peak already known)."""

@@ -11,6 +11,7 @@ from ambulink.evaluation.rhythm_scoring import LabelScore, score_label
 from ambulink.signal.af import AfDetector
 from ambulink.signal.events import Transition
 from tests.conftest import Record, bundled, shared
+from tests.signal.transitions import detected_episodes
 
 Beat = tuple[int, str]
 Episode = tuple[int, int, int]  # start, end, decided_at (samples)
@@ -35,23 +36,6 @@ def run(fs: float, beats: list[Beat]) -> list[Transition]:
     return transitions
 
 
-def episodes(transitions: list[Transition], n_samples: int) -> list[Episode]:
-    """Detected AF episodes; one still open at the end of the record ends there."""
-    found: list[Episode] = []
-    onset: Transition | None = None
-    for t in transitions:
-        if t.active:
-            assert onset is None, f"two onsets in a row: {onset}, {t}"
-            onset = t
-        else:
-            assert onset is not None, f"offset without onset: {t}"
-            found.append((onset.sample, t.sample, onset.decided_at))
-            onset = None
-    if onset is not None:
-        found.append((onset.sample, n_samples, onset.decided_at))
-    return found
-
-
 def annotated_af(record: Record) -> list[tuple[int, int]]:
     """Annotated (AFIB and (AFL episodes, to the next rhythm note."""
     return [(e.start, e.end) for e in record.reference().episodes if e.label == "AF"]
@@ -59,7 +43,7 @@ def annotated_af(record: Record) -> list[tuple[int, int]]:
 
 def af_score(record: Record, beats: list[Beat]) -> tuple[LabelScore, list[Episode]]:
     n_samples = len(record.signals_mv)
-    found = episodes(run(record.fs, beats), n_samples)
+    found = detected_episodes(run(record.fs, beats), n_samples)
     detected = [(start, end) for start, end, _ in found]
     return score_label("AF", annotated_af(record), detected, record.fs, n_samples), found
 

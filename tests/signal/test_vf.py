@@ -11,10 +11,10 @@ from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
 from ambulink.errors import ConfigError, SignalError
-from ambulink.signal.events import Transition
 from ambulink.signal.vf import VfConfig, VfDetector
 from tests.conftest import Record, bundled, shared
 from tests.signal.chunking import chunks
+from tests.signal.transitions import detected_episodes
 
 ALARM_LIMIT_S = 10.0  # DESIGN §5: alarm at most 10 s after the annotated onset
 LONG_EPISODE_S = 6.0
@@ -24,23 +24,6 @@ MITDB_SHARED = tuple(
 )
 
 Interval = tuple[int, int]
-
-
-def detected(transitions: list[Transition], n_samples: int) -> list[tuple[int, int, int]]:
-    """(start, end, decided_at) of each detected episode; one still open ends at ``n_samples``."""
-    episodes: list[tuple[int, int, int]] = []
-    onset: Transition | None = None
-    for t in transitions:
-        if t.active:
-            assert onset is None, f"two onsets in a row: {onset}, {t}"
-            onset = t
-        else:
-            assert onset is not None, f"offset without onset: {t}"
-            episodes.append((onset.sample, t.sample, onset.decided_at))
-            onset = None
-    if onset is not None:
-        episodes.append((onset.sample, n_samples, onset.decided_at))
-    return episodes
 
 
 def annotated(record: Record, labels: frozenset[str]) -> list[Interval]:
@@ -56,7 +39,7 @@ def alarmed_in_time(episodes: list[tuple[int, int, int]], onset: int, end: int, 
 
 def long_vf_alarms(record: Record, lead: NDArray[np.float64]) -> tuple[int, int]:
     """(long annotated VF episodes, those alarmed within 10 s) for one record."""
-    episodes = detected(VfDetector(record.fs).feed(lead), len(lead))
+    episodes = detected_episodes(VfDetector(record.fs).feed(lead), len(lead))
     long = [
         (s, e)
         for s, e in annotated(record, frozenset({"VF"}))
@@ -77,7 +60,7 @@ def test_alarms_within_10_s_of_annotated_vf_onsets_in_bundled_records() -> None:
 def test_the_long_vf_of_422_is_alarmed_and_lasts() -> None:
     record = bundled("vfdb/422")
     lead = record.lead(0)
-    episodes = detected(VfDetector(record.fs).feed(lead), len(lead))
+    episodes = detected_episodes(VfDetector(record.fs).feed(lead), len(lead))
     onset, end = max(annotated(record, frozenset({"VF"})), key=lambda iv: iv[1] - iv[0])
     assert alarmed_in_time(episodes, onset, end, record.fs)
     covered = sum(max(0, min(e, end) - max(s, onset)) for s, e, _ in episodes)
@@ -215,7 +198,7 @@ def test_design_bars_on_the_shared_records() -> None:
         record = shared(name)
         lead = record.lead(0)
         truth = annotated(record, frozenset({"VF", "VT"}))  # VF during VT is "ventricular"
-        episodes = detected(VfDetector(record.fs).feed(lead), len(lead))
+        episodes = detected_episodes(VfDetector(record.fs).feed(lead), len(lead))
         false += sum(not any(s < te and ts < e for ts, te in truth) for s, e, _ in episodes)
         hours += len(lead) / record.fs / 3600.0
     assert long_total >= 24
