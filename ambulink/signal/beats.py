@@ -38,9 +38,9 @@ class BeatConfig:
     wide_ms: float = 20.0  # wider than the normal QRS by this much: ventricular
     narrower_ms: float = 10.0  # a QRS this much narrower than normal is not ventricular
     opposite_corr: float = 0.3  # below this correlation a QRS is ventricular whatever its width
-    ectopic_residual: float = 0.6
+    ectopic_residual: float = 0.6  # shape difference from the normal template (RMS ratio)
     pause_after: float = 1.1  # following RR above this fraction of the normal RR: a pause
-    smoother_log: float = -0.3  # log roughness ratio below this: smoother than the normal QRS  # shape difference from the normal template (RMS ratio)
+    smoother_log: float = -0.3  # log roughness ratio below this: smoother than the normal QRS
     premature: float = 0.88  # RR below this fraction of the normal RR: premature
     max_clusters: int = 12
     learning_beats: int = 8
