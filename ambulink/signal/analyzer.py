@@ -60,6 +60,17 @@ def choose_analysis_lead(leads: Sequence[str]) -> int:
     return 0
 
 
+def choose_confirming_lead(leads: Sequence[str], analysis_lead: int) -> int | None:
+    """A second lead whose beats confirm pauses and asystole: the next preferred name present,
+    else any other lead; None for a one-lead stream."""
+    upper = [name.strip().upper() for name in leads]
+    for name in ("V5", "V2", "V1", "I", "II", "MLII", "III", "V4", "V6"):
+        if name in upper and upper.index(name) != analysis_lead:
+            return upper.index(name)
+    others = [i for i in range(len(leads)) if i != analysis_lead]
+    return others[0] if others else None
+
+
 def _band(sqi: float) -> str:
     return "good" if sqi >= 0.7 else "fair" if sqi >= 0.4 else "poor"
 
@@ -129,8 +140,12 @@ class Analyzer:
         self._rate = RateMonitor(fs, rhythm)
         self._vt = VtMonitor(fs, rhythm)
         self._waveform_episodes = _Episodes(fs)  # VF and AF
-        self._peaks_for_gaps: deque[int] = deque()
-        self._judged_until = 0  # quality known for the analysis lead up to here
+        # Pauses and asystole need silence on the analysis lead and on a confirming lead, so
+        # one noisy or detached electrode does not raise them.
+        self.confirming_lead = choose_confirming_lead(self.leads, index)
+        self._confirm_qrs = QrsDetector(fs) if self.confirming_lead is not None else None
+        self._gap_peaks: list[int] = []
+        self._judged_until = 0  # quality known for the gap leads up to here
         self._fed = 0
         self._finished = False
 
@@ -169,14 +184,22 @@ class Analyzer:
 
     def _process(self, x: NDArray[np.float64]) -> list[AnalyzerEvent]:
         events: list[AnalyzerEvent] = []
+        gap_leads = {self.analysis_lead}
+        if self.confirming_lead is not None:
+            gap_leads.add(self.confirming_lead)
         for blocks in self._quality.feed(x):
+            all_off = True
             for i, (state, block) in enumerate(zip(self._lead_states, blocks, strict=True)):
                 off, changes = state.judge(block)
                 events.extend(changes)
-                if i == self.analysis_lead:
-                    if off:
-                        self._gaps.lead_off(block.start, block.end)
-                    self._judged_until = block.end
+                if i in gap_leads:
+                    all_off = all_off and off
+            if all_off:
+                self._gaps.lead_off(blocks[0].start, blocks[0].end)
+            self._judged_until = blocks[0].end
+        if self._confirm_qrs is not None and self.confirming_lead is not None:
+            confirm = np.ascontiguousarray(x[:, self.confirming_lead])
+            self._gap_peaks.extend(p.sample for p in self._confirm_qrs.feed(confirm))
         lead = np.ascontiguousarray(x[:, self.analysis_lead])
         self._classifier.feed(lead)
         for peak in self._qrs.feed(lead):
@@ -199,6 +222,8 @@ class Analyzer:
             self._held, self._n_held = [], 0
         for peak in self._qrs.flush():
             events.extend(self._on_peak(peak.sample))
+        if self._confirm_qrs is not None:
+            self._gap_peaks.extend(p.sample for p in self._confirm_qrs.flush())
         for beat in self._classifier.flush():
             events.extend(self._on_beat(beat))
         events.extend(self._advance_gaps(final=True))
@@ -212,21 +237,27 @@ class Analyzer:
     # -- internals ------------------------------------------------------------------------
 
     def _on_peak(self, sample: int) -> list[AnalyzerEvent]:
-        self._peaks_for_gaps.append(sample)
+        self._gap_peaks.append(sample)
         out: list[AnalyzerEvent] = []
         for beat in self._classifier.add_peak(sample):
             out.extend(self._on_beat(beat))
         return out
 
     def _advance_gaps(self, final: bool) -> list[AnalyzerEvent]:
-        # Gap decisions wait until the lead's quality is known, so a flat lead is never asystole.
-        known = self._fed if final else self._judged_until
+        # Gap decisions wait until every R peak before them is known on both gap leads and
+        # their quality is judged, so they come out the same whatever the chunking.
+        known = self._fed
+        if not final:
+            known = min(self._judged_until, self._qrs.horizon)
+            if self._confirm_qrs is not None:
+                known = min(known, self._confirm_qrs.horizon)
+        self._gap_peaks.sort()
+        due = [p for p in self._gap_peaks if p < known or final]
+        self._gap_peaks = self._gap_peaks[len(due) :]
         out: list[AnalyzerEvent] = []
-        while self._peaks_for_gaps and self._peaks_for_gaps[0] <= known:
-            out.extend(self._gaps.on_peak(self._peaks_for_gaps.popleft()))
-        horizon = self._qrs.horizon
-        if not self._peaks_for_gaps:
-            out.extend(self._gaps.advance(min(horizon, known)))
+        for peak in due:
+            out.extend(self._gaps.on_peak(peak))
+        out.extend(self._gaps.advance(known))
         return out
 
     def _on_beat(self, beat: Beat) -> list[AnalyzerEvent]:

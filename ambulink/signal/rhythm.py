@@ -90,7 +90,9 @@ class GapMonitor:
         self._pause = int(round(cfg.pause_s * self.fs_hz))
         self._asystole = int(round(cfg.asystole_s * self.fs_hz))
         self._episodes = _Episodes(self.fs_hz)
-        self._last: int | None = None
+        # The stream's start counts as the last sign of a beat: a patient already in asystole
+        # when the monitor is connected must still raise the alarm.
+        self._last: int | None = 0
         self._off: deque[tuple[int, int]] = deque()  # lead-off spans [start, end)
 
     def lead_off(self, start: int, end: int) -> None:

@@ -14,7 +14,7 @@ from ambulink.signal.events import (
     QualityEvent,
     event_order,
 )
-from tests.conftest import bundled
+from tests.conftest import bundled, shared
 from tests.signal.chunking import chunks
 
 
@@ -108,3 +108,47 @@ def test_bad_chunks_are_rejected_with_clear_errors() -> None:
     analyzer.flush()
     with pytest.raises(SignalError, match="flushed"):
         analyzer.feed(np.zeros((10, 2)))
+
+
+def test_one_detached_electrode_is_lead_off_not_asystole() -> None:
+    record = bundled("mitdb/100")
+    signals = record.signals_mv[: int(60 * record.fs)].copy()
+    signals[int(20 * record.fs) : int(30 * record.fs), 0] = 0.4  # MLII flat for 10 s
+    analyzer = Analyzer(record.fs, record.leads)
+    assert analyzer.confirming_lead == 1  # V5 confirms what MLII shows
+    events = run(analyzer, signals)
+    assert [(e.lead, e.off) for e in events if isinstance(e, LeadOffEvent)] == [
+        ("MLII", True),
+        ("MLII", False),
+    ]
+    labels = {e.label for e in events if isinstance(e, EpisodeStart)}
+    assert not labels & {"ASYSTOLE", "PAUSE"}
+
+
+def test_annotated_asystole_is_raised_on_both_leads() -> None:
+    record = shared("vfdb/424")
+    asystole = [e for e in record.reference().episodes if e.label == "ASYSTOLE"]
+    assert asystole
+    onset = asystole[0].start
+    lo = onset - int(30 * record.fs)
+    events = run(
+        Analyzer(record.fs, record.leads), record.signals_mv[lo : onset + int(12 * record.fs)]
+    )
+    starts = [e for e in events if isinstance(e, EpisodeStart) and e.label == "ASYSTOLE"]
+    assert starts, "no asystole raised"
+    delay_s = (starts[0].decided_at + lo - onset) / record.fs
+    assert delay_s <= 10.0
+
+
+def test_a_stream_that_starts_in_asystole_alarms() -> None:
+    record = shared("vfdb/424")
+    onset = max(
+        e.start
+        for e in record.reference().episodes
+        if e.label == "ASYSTOLE" and e.end - e.start > 20 * record.fs
+    )
+    events = run(
+        Analyzer(record.fs, record.leads), record.signals_mv[onset : onset + int(20 * record.fs)]
+    )
+    starts = [e for e in events if isinstance(e, EpisodeStart) and e.label == "ASYSTOLE"]
+    assert starts and starts[0].decided_at <= 8 * record.fs
