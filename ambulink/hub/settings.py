@@ -1,0 +1,78 @@
+"""The hub's settings: one frozen object, read from the environment once, at the edge."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ambulink.errors import ConfigError
+
+ENV_PREFIX = "AMBULINK_"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Every knob of the hub. ``from_env`` documents the variables; defaults run a demo hub."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    redis_url: str | None = None
+    token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    token_ttl_s: int = 600
+    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+    heartbeat_interval_s: float = 1.0
+    heartbeat_misses: int = 3
+    ice_host_addresses: tuple[
+        str, ...
+    ] = ()  # () = aiortc's default; ("127.0.0.1",) = loopback only
+    max_message_bytes: int = 65536
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "cases.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> HubSettings:
+        """Settings from ``AMBULINK_*`` variables (HOST, PORT, DATA_DIR, REDIS_URL, TOKEN_SECRET,
+        TOKEN_TTL_S, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated)."""
+
+        def get(name: str) -> str | None:
+            value = environ.get(ENV_PREFIX + name)
+            return value.strip() if value is not None and value.strip() else None
+
+        kwargs: dict[str, object] = {}
+        if (host := get("HOST")) is not None:
+            kwargs["host"] = host
+        if (port := get("PORT")) is not None:
+            kwargs["port"] = _int(ENV_PREFIX + "PORT", port, 1, 65535)
+        if (data_dir := get("DATA_DIR")) is not None:
+            kwargs["data_dir"] = Path(data_dir)
+        if (redis_url := get("REDIS_URL")) is not None:
+            if urlparse(redis_url).scheme not in ("redis", "rediss", "unix"):
+                raise ConfigError(f"{ENV_PREFIX}REDIS_URL is {redis_url!r}, not a redis:// URL")
+            kwargs["redis_url"] = redis_url
+        if (secret := get("TOKEN_SECRET")) is not None:
+            if len(secret) < 16:
+                raise ConfigError(f"{ENV_PREFIX}TOKEN_SECRET must have at least 16 characters")
+            kwargs["token_secret"] = secret
+        if (ttl := get("TOKEN_TTL_S")) is not None:
+            kwargs["token_ttl_s"] = _int(ENV_PREFIX + "TOKEN_TTL_S", ttl, 10, 600)
+        if (origins := get("ALLOWED_ORIGINS")) is not None:
+            kwargs["allowed_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+        if (ice := get("ICE_HOST_ADDRESSES")) is not None:
+            kwargs["ice_host_addresses"] = tuple(a.strip() for a in ice.split(",") if a.strip())
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is {value!r}, not a whole number") from exc
+    if not low <= number <= high:
+        raise ConfigError(f"{name} is {number}, expected {low}-{high}")
+    return number

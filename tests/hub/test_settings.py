@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import pytest
+
+from ambulink.errors import ConfigError
+from ambulink.hub.settings import HubSettings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = HubSettings.from_env({})
+    assert settings.redis_url is None and settings.port == 8000
+    assert settings.store_path == Path("var") / "cases.sqlite3"
+
+
+def test_environment_is_read_and_checked() -> None:
+    settings = HubSettings.from_env(
+        {
+            "AMBULINK_PORT": "8123",
+            "AMBULINK_REDIS_URL": "redis://127.0.0.1:7000/0",
+            "AMBULINK_ICE_HOST_ADDRESSES": "127.0.0.1",
+            "AMBULINK_TOKEN_SECRET": "x" * 20,
+        }
+    )
+    assert settings.port == 8123 and settings.ice_host_addresses == ("127.0.0.1",)
+    assert "x" * 20 not in repr(settings)  # the secret stays out of logs
+    with pytest.raises(ConfigError, match="AMBULINK_REDIS_URL is 'x', not a redis:// URL"):
+        HubSettings.from_env({"AMBULINK_REDIS_URL": "x"})
+    with pytest.raises(ConfigError, match="AMBULINK_PORT is 'eighty'"):
+        HubSettings.from_env({"AMBULINK_PORT": "eighty"})
+    with pytest.raises(ConfigError, match="TOKEN_TTL_S is 3600, expected 10-600"):
+        HubSettings.from_env({"AMBULINK_TOKEN_TTL_S": "3600"})
