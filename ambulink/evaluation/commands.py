@@ -263,6 +263,9 @@ def register_eval(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         _add_record_options(sub, data_required=True)
         sub.add_argument("--json", metavar="OUT", help="also write every number to OUT as JSON")
         sub.set_defaults(run=run)
+    from ambulink.evaluation.st_commands import add_eval_st  # it imports this module
+
+    add_eval_st(kinds)
 
 
 def bench_command_line(settings: BenchSettings, write: Path | None) -> str:
@@ -363,3 +366,6 @@ def register_bench(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "e.g. docs/benchmarks.md; FILE is created with a header if absent",
     )
     sub.set_defaults(run=_run_bench_signal)
+    from ambulink.evaluation.st_commands import add_bench_st  # it imports this module
+
+    add_bench_st(kinds)

@@ -1,0 +1,300 @@
+"""STEMI criteria on per-lead ST deviations (Fourth Universal Definition of MI, 2018).
+
+- ST elevation at the J point in >= 2 leads of one contiguous group: >= 0.1 mV in all leads
+  other than V2-V3; V2-V3 >= 0.2 mV men >= 40 y, >= 0.25 mV men < 40 y, >= 0.15 mV women
+  (without sex/age the conservative 0.25 mV, said in the reasons). Posterior leads V7-V9
+  >= 0.05 mV (0.1 mV men < 40 y); right-sided V3R/V4R >= 0.05 mV (0.1 mV men < 30 y).
+- Ischemic ST depression: >= 0.05 mV, horizontal or downsloping, in >= 2 leads of a group; its
+  own finding, never STEMI (subendocardial injury). ST depression in V1-V3 raises a posterior
+  suspicion; ST elevation in aVR with diffuse depression is reported on its own.
+- LBBB and ventricular pacing make the criteria unreliable: no STEMI is called by them.
+
+Pure logic on numbers (mV); the measurements come from ``ambulink.signal.st``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ambulink.errors import SignalError
+
+Slope = Literal["up", "horizontal", "down"]
+Sex = Literal["M", "F"]
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "inferior": ("II", "III", "aVF"),
+    "lateral": ("I", "aVL", "V5", "V6"),
+    "anterior": ("V1", "V2", "V3", "V4"),
+    "posterior": ("V7", "V8", "V9"),
+    "right_ventricle": ("V3R", "V4R"),
+}
+DEPRESSION_MV = 0.05
+DIFFUSE_DEPRESSION_LEADS = 6  # aVR elevation counts with depression in at least this many leads
+UPSLOPE_MV_PER_S = 1.0  # ST rising faster than this (J -> J+80 ms) is upsloping
+DOWNSLOPE_MV_PER_S = -0.5  # falling faster than this is downsloping
+
+
+@dataclass(frozen=True, slots=True)
+class LeadST:
+    """ST measurement of one lead's median beat, mV relative to the PR baseline (NaN when not
+    evaluable). ``baseline_mv`` is the PR level of the median beat before subtraction."""
+
+    lead: str
+    st_j_mv: float
+    st_j60_mv: float
+    st_j80_mv: float
+    baseline_mv: float
+    slope: Slope
+    evaluable: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """What the criteria say about a set of per-lead ST deviations."""
+
+    stemi: bool
+    territories: tuple[str, ...]
+    reciprocal: tuple[str, ...]
+    ischemic_depression: bool
+    depression_territories: tuple[str, ...]
+    reasons: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def classify_slope(st_j_mv: float, st_j80_mv: float) -> Slope:
+    """ST slope from J to J+80 ms: up above 1 mV/s, down below -0.5 mV/s, else horizontal."""
+    rate = (st_j80_mv - st_j_mv) / 0.080
+    if rate > UPSLOPE_MV_PER_S:
+        return "up"
+    if rate < DOWNSLOPE_MV_PER_S:
+        return "down"
+    return "horizontal"
+
+
+def normalise_sex(sex: str | None) -> Sex | None:
+    """Sex as "M" or "F" from "M"/"male"/"F"/"female" (any case); None stays None."""
+    if sex is None:
+        return None
+    key = sex.strip().lower()
+    if key in ("m", "male", "man"):
+        return "M"
+    if key in ("f", "female", "woman"):
+        return "F"
+    raise SignalError(f"sex must be 'M', 'F', 'male', 'female' or None, got {sex!r}")
+
+
+def check_age(age: float | None) -> float | None:
+    if age is None:
+        return None
+    value = float(age)
+    if not math.isfinite(value) or not 0.0 <= value <= 130.0:
+        raise SignalError(f"age must be 0-130 years or None, got {age!r}")
+    return value
+
+
+def v2_v3_threshold(sex: Sex | None, age: float | None) -> tuple[float, str]:
+    """ST-elevation threshold (mV) for V2-V3 and a plain-words note on how it was chosen."""
+    if sex == "F":
+        return 0.15, "V2-V3 threshold 0.15 mV used (woman)"
+    if sex == "M" and age is not None:
+        if age >= 40:
+            return 0.20, "V2-V3 threshold 0.2 mV used (man ≥ 40 y)"
+        return 0.25, "V2-V3 threshold 0.25 mV used (man < 40 y)"
+    missing = "sex/age not given" if sex is None else "age not given"
+    return 0.25, f"V2-V3 threshold 0.25 mV used: {missing} (conservative)"
+
+
+def elevation_threshold(lead: str, sex: Sex | None, age: float | None) -> float:
+    """ST elevation (mV) at the J point that counts in ``lead``."""
+    if lead in ("V2", "V3"):
+        return v2_v3_threshold(sex, age)[0]
+    if lead in GROUPS["posterior"]:
+        return 0.10 if sex == "M" and age is not None and age < 40 else 0.05
+    if lead in GROUPS["right_ventricle"]:
+        return 0.10 if sex == "M" and age is not None and age < 30 else 0.05
+    return 0.10
+
+
+def _names(leads: list[str]) -> str:
+    return ", ".join(leads)
+
+
+def _mv(value: float) -> str:
+    return f"{value:g}"
+
+
+def is_depressed(st: LeadST) -> bool:
+    """Ischemic-type depression: >= 0.05 mV at the J point, horizontal or downsloping."""
+    return st.evaluable and st.st_j_mv <= -DEPRESSION_MV and st.slope != "up"
+
+
+def evaluate(
+    per_lead: Mapping[str, LeadST],
+    sex: Sex | None = None,
+    age: float | None = None,
+    confounders: tuple[str, ...] = (),
+) -> Findings:
+    """Apply the criteria to ``per_lead`` (canonical lead names -> measurements)."""
+    reasons: list[str] = []
+    notes: list[str] = []
+    ok = {name: st for name, st in per_lead.items() if st.evaluable}
+    elevated_by_group: dict[str, list[str]] = {}
+    for territory, group in GROUPS.items():
+        present = [lead for lead in group if lead in per_lead]
+        usable = [lead for lead in group if lead in ok]
+        if not present:
+            if territory in ("posterior", "right_ventricle"):
+                continue  # not recorded: a 12-lead ECG has none
+            notes.append(f"{territory} criteria not evaluable: none of {_names(list(group))}")
+            continue
+        if len(usable) < 2:
+            notes.append(
+                f"{territory} criteria not evaluable: fewer than 2 usable leads of "
+                f"{_names(list(group))}"
+            )
+        elevated = [
+            lead for lead in usable if ok[lead].st_j_mv >= elevation_threshold(lead, sex, age)
+        ]
+        if len(elevated) >= 2:
+            elevated_by_group[territory] = elevated
+    if any(lead in per_lead for lead in ("V2", "V3")):
+        reasons.append(v2_v3_threshold(sex, age)[1])
+
+    depressed = [name for name, st in ok.items() if is_depressed(st)]
+    posterior_equivalent = _posterior_equivalent(ok, depressed)
+    if posterior_equivalent and "posterior" not in elevated_by_group:
+        elevated_by_group["posterior"] = posterior_equivalent
+
+    blocking = [c for c in confounders if c in ("LBBB", "paced")]
+    territories: tuple[str, ...] = ()
+    if elevated_by_group and blocking:
+        leads = [lead for group in elevated_by_group.values() for lead in group]
+        reasons.append(
+            f"ST elevation in {_names(leads)} not called STEMI: {' and '.join(blocking)} makes "
+            "the ST criteria unreliable (consider Sgarbossa criteria and clinical context)"
+        )
+    elif elevated_by_group:
+        territories = tuple(elevated_by_group)
+        for territory, leads in elevated_by_group.items():
+            if territory == "posterior" and leads == posterior_equivalent:
+                reasons.append(
+                    f"ST depression ≥ 0.05 mV in {_names(leads)}, deepest in V1-V3: posterior "
+                    "STEMI equivalent suspected (record V7-V9 to confirm)"
+                )
+                continue
+            least = min(elevation_threshold(lead, sex, age) for lead in leads)
+            reasons.append(
+                f"ST elevation ≥ {_mv(least)} mV in {_names(leads)} ({territory.replace('_', ' ')})"
+            )
+    for confounder in confounders:
+        if confounder not in blocking:
+            reasons.append(f"{confounder} present: ST criteria less reliable")
+    stemi = bool(territories)
+
+    depression_territories = tuple(
+        territory
+        for territory in ("inferior", "lateral", "anterior")
+        if sum(lead in depressed for lead in GROUPS[territory]) >= 2
+    )
+    reciprocal: tuple[str, ...] = ()
+    if stemi:
+        in_stemi = {lead for t in territories for lead in GROUPS[t]} | set(posterior_equivalent)
+        reciprocal = tuple(
+            name
+            for name, st in ok.items()
+            if name not in in_stemi and name != "aVR" and st.st_j_mv <= -DEPRESSION_MV
+        )
+        if reciprocal:
+            reasons.append(f"reciprocal ST depression in {_names(list(reciprocal))}")
+    ischemic = bool(depression_territories) and not stemi
+    if ischemic:
+        leads = [
+            lead for lead in depressed if any(lead in GROUPS[t] for t in depression_territories)
+        ]
+        reasons.append(
+            f"ischemic ST depression ≥ 0.05 mV (horizontal/downsloping) in {_names(leads)} "
+            f"({', '.join(depression_territories)}): not STEMI criteria"
+        )
+    avr = ok.get("aVR")
+    diffuse = [lead for lead in ok if lead != "aVR" and ok[lead].st_j_mv <= -DEPRESSION_MV]
+    if avr is not None and avr.st_j_mv >= 0.10 and len(diffuse) >= DIFFUSE_DEPRESSION_LEADS:
+        reasons.append(
+            f"ST elevation in aVR ({avr.st_j_mv:.2f} mV) with ST depression in {len(diffuse)} "
+            "leads: left main / multivessel ischemia suspected"
+        )
+    if not stemi and not ischemic and not blocking and ok:
+        reasons.append("no lead group meets ST-elevation or ischemic ST-depression criteria")
+    return Findings(
+        stemi=stemi,
+        territories=territories,
+        reciprocal=reciprocal,
+        ischemic_depression=ischemic,
+        depression_territories=depression_territories,
+        reasons=tuple(reasons),
+        notes=tuple(notes),
+    )
+
+
+def _posterior_equivalent(ok: Mapping[str, LeadST], depressed: list[str]) -> list[str]:
+    """V1-V3 leads with ischemic depression when >= 2 of them have it and it is deepest there
+    (deeper than in any of V4-V6): a posterior STEMI equivalent. Depression deepest in V4-V6
+    is the subendocardial (anterolateral) pattern instead."""
+    v1_v3: list[str] = [lead for lead in ("V1", "V2", "V3") if lead in depressed]
+    if len(v1_v3) < 2:
+        return []
+    deepest = min(ok[lead].st_j_mv for lead in v1_v3)
+    others = [ok[lead].st_j_mv for lead in ("V4", "V5", "V6") if lead in ok]
+    return v1_v3 if all(deepest < value for value in others) else []
+
+
+@dataclass(frozen=True, slots=True)
+class QrsShape:
+    """QRS of one lead's median beat: largest positive (R) and negative (S) deflection from
+    the PR baseline (mV, both >= 0)."""
+
+    r_mv: float
+    s_mv: float
+
+
+def find_confounders(
+    qrs_ms: float,
+    shapes: Mapping[str, QrsShape],
+    per_lead: Mapping[str, LeadST],
+    paced: bool,
+    sex: Sex | None,
+) -> tuple[str, ...]:
+    """Confounders among "LBBB", "paced", "LVH strain" from the QRS width (ms) and shapes.
+
+    LBBB: QRS >= 120 ms, V1 mainly negative (QS/rS) and I, V5 or V6 mainly positive.
+    LVH strain: Sokolow-Lyon (S V1 + R V5/V6 >= 3.5 mV) or Cornell (R aVL + S V3 > 2.8 mV men,
+    2.0 mV women) voltage with ischemic-type ST depression in a lateral lead.
+    """
+    found: list[str] = []
+    if paced:
+        found.append("paced")
+    v1 = shapes.get("V1")
+    lateral = [shapes[lead] for lead in ("I", "V5", "V6") if lead in shapes]
+    if (
+        not paced
+        and qrs_ms >= 120.0
+        and v1 is not None
+        and v1.s_mv > v1.r_mv
+        and any(s.r_mv > 2.0 * s.s_mv for s in lateral)
+    ):
+        found.append("LBBB")
+    sokolow = cornell = False
+    if v1 is not None and ("V5" in shapes or "V6" in shapes):
+        r_v56 = max(shapes[lead].r_mv for lead in ("V5", "V6") if lead in shapes)
+        sokolow = v1.s_mv + r_v56 >= 3.5
+    if "aVL" in shapes and "V3" in shapes:
+        cornell = shapes["aVL"].r_mv + shapes["V3"].s_mv > (2.0 if sex == "F" else 2.8)
+    strain = any(
+        lead in per_lead and is_depressed(per_lead[lead]) for lead in ("I", "aVL", "V5", "V6")
+    )
+    if (sokolow or cornell) and strain and "LBBB" not in found:
+        found.append("LVH strain")
+    return tuple(found)

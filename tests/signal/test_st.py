@@ -1,0 +1,215 @@
+"""12-lead ST analysis on real records: STEMI, ischemic depression, normals, bad input,
+and the streaming StMonitor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wfdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from ambulink.errors import SignalError
+from ambulink.signal.st import (
+    STANDARD,
+    StemiCleared,
+    StemiSuspected,
+    StMonitor,
+    STResult,
+    analyze,
+    canonical_lead,
+)
+from tests.conftest import SHARED_ECG, Record, bundled
+from tests.signal.chunking import chunks
+
+
+def run(rec: Record, **kwargs: object) -> STResult:
+    return analyze(rec.signals_mv, rec.fs, rec.leads, **kwargs)  # type: ignore[arg-type]
+
+
+def ludb(n: int) -> tuple[NDArray[np.float64], float, list[str]]:
+    """LUDB record in mV. Its 1.0.1 headers give each lead a gain that scales it to a 1 mV
+    span (so ``shared()``'s p_signal loses amplitude); the stored integers are µV."""
+    path = SHARED_ECG / "ludb" / "data" / str(n)
+    if not path.with_suffix(".hea").exists():
+        pytest.skip(f"LUDB record {path} is not here")
+    raw = wfdb.rdrecord(str(path), physical=False)
+    return raw.d_signal / 1000.0, float(raw.fs), list(raw.sig_name)
+
+
+def test_normal_12_lead_is_not_stemi() -> None:
+    result = run(bundled("ptbxl/00003_hr"))
+    assert result.evaluable and result.why_not is None
+    assert not result.stemi and result.territories == ()
+    assert not result.ischemic_depression
+    assert tuple(result.per_lead) == STANDARD
+    assert all(abs(s.st_j_mv) < 0.1 for s in result.per_lead.values())
+    assert result.r_peaks.size >= 8 and result.evidence.end == 5000
+    assert -70 < result.qrs_onset_offset_ms < 0 < result.j_offset_ms < 70
+
+
+def test_subendocardial_injury_is_depression_not_stemi() -> None:
+    """PTB-XL 468 (INJAL): ST depression, which must not be called STEMI."""
+    result = run(bundled("ptbxl/00468_hr"))
+    assert not result.stemi
+    assert result.ischemic_depression and "lateral" in result.depression_territories
+    assert any("ischemic ST depression" in r for r in result.reasons)
+
+
+def test_acute_inferolateral_mi_is_flagged() -> None:
+    """PTB s0010_re: acute infero-lateral MI. Inferior elevation (III) with reciprocal
+    depression in I/aVL and V2-V3 depression deepest there: STEMI (posterior equivalent)."""
+    result = run(bundled("ptbdb/s0010_re"))
+    assert result.stemi
+    assert "posterior" in result.territories
+    assert {"I", "aVL"} <= set(result.reciprocal)
+    assert result.per_lead["III"].st_j_mv >= 0.1
+    assert any("lead 'vx' is not a known ECG lead" in n for n in result.notes)
+    assert result.evidence.end - result.evidence.start == 10000  # the last 10 s of 38 s
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured inferior elevation is III 0.11 mV, aVF 0.07 mV: one lead meets 0.1 mV, "
+    "so the inferior territory is not met by the definition (see report)",
+)
+def test_acute_inferolateral_mi_territory() -> None:
+    result = run(bundled("ptbdb/s0010_re"))
+    assert {"inferior", "lateral"} & set(result.territories)
+
+
+@pytest.mark.parametrize("n", [21, 55, 86])
+def test_ludb_stemi_readings_show_anterior_elevation(n: int) -> None:
+    signals, fs, leads = ludb(n)
+    result = analyze(signals, fs, leads)
+    assert result.evaluable and not result.confounders
+    j60 = {lead: s.st_j60_mv for lead, s in result.per_lead.items()}
+    top = max(j60, key=lambda lead: j60[lead])
+    assert top in ("V1", "V2", "V3", "V4") and j60[top] >= 0.1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="at the J point these readings' V1-V4 elevation is 0.04-0.15 mV, under the 0.2 mV "
+    "(men >= 40 y) / 0.15 mV (women) V2-V3 thresholds in two leads (see report)",
+)
+@pytest.mark.parametrize("n,sex,age", [(21, "M", 55), (55, "F", 54), (86, "M", 50)])
+def test_ludb_stemi_readings_meet_criteria(n: int, sex: str, age: float) -> None:
+    signals, fs, leads = ludb(n)
+    assert "anterior" in analyze(signals, fs, leads, sex, age).territories
+
+
+def test_flat_lead_is_not_evaluable_and_never_stemi() -> None:
+    rec = bundled("ptbxl/00003_hr")
+    signals = rec.signals_mv.copy()
+    signals[:, 2] = 0.4  # III off: a flat line with an offset
+    result = analyze(signals, rec.fs, rec.leads)
+    assert result.evaluable and not result.stemi
+    assert not result.per_lead["III"].evaluable
+    assert "flat" in (result.per_lead["III"].reason or "")
+    flat = analyze(np.zeros_like(signals), rec.fs, rec.leads)
+    assert not flat.evaluable and not flat.stemi and "flat" in (flat.why_not or "")
+
+
+def test_noisy_leads_are_not_evaluable() -> None:
+    """Baseline jumps (electrode motion) up to 0.3 mV every 0.1 s on II, III, aVF of a normal
+    record: those leads become not evaluable instead of showing ST shifts."""
+    rec = bundled("ptbxl/00003_hr")
+    signals = rec.signals_mv.copy()
+    rng = np.random.default_rng(1)
+    steps = np.repeat(rng.uniform(-0.3, 0.3, size=100), 50)[: len(signals)]
+    for column in (1, 2, 5):
+        signals[:, column] += steps + rng.normal(0, 0.02, len(signals))
+    result = analyze(signals, rec.fs, rec.leads)
+    assert not result.stemi
+    noisy = [lead for lead, s in result.per_lead.items() if not s.evaluable]
+    assert {"II", "III", "aVF"} <= set(noisy), result.per_lead
+    assert all("noisy" in (result.per_lead[lead].reason or "") for lead in noisy)
+
+
+def test_pure_noise_is_not_evaluable() -> None:
+    rng = np.random.default_rng(2)
+    result = analyze(rng.normal(0, 0.3, (5000, 12)), 500.0, list(bundled("ptbxl/00003_hr").leads))
+    assert not result.stemi and not result.evaluable and result.why_not
+
+
+def test_missing_leads_and_aliases() -> None:
+    rec = bundled("ptbxl/00003_hr")
+    keep = [0, 1, 2, 3, 4, 5]  # limb leads only
+    names = ["i", "MLII", "III", "AVR", "avl", "aVF"]
+    result = analyze(rec.signals_mv[:, keep], rec.fs, names)
+    assert result.evaluable and set(result.per_lead) == {"I", "II", "III", "aVR", "aVL", "aVF"}
+    assert any(n.startswith("anterior criteria not evaluable") for n in result.notes)
+    assert any("leads not recorded: V1" in n for n in result.notes)
+    assert canonical_lead("v4r") == "V4R" and canonical_lead("vx") is None
+
+
+def test_bad_input_raises_clear_errors() -> None:
+    rec = bundled("ptbxl/00003_hr")
+    x = rec.signals_mv
+    with pytest.raises(SignalError, match=r"\(n_samples, 12\)"):
+        analyze(x[:, :11], rec.fs, rec.leads)
+    with pytest.raises(SignalError, match="fs must be"):
+        analyze(x, 50.0, rec.leads)
+    bad = x.copy()
+    bad[100, 3] = np.nan
+    with pytest.raises(SignalError, match="finite"):
+        analyze(bad, rec.fs, rec.leads)
+    with pytest.raises(SignalError, match="leads must be"):
+        analyze(x, rec.fs, "I II")  # type: ignore[arg-type]
+    with pytest.raises(SignalError, match="sex must be"):
+        analyze(x, rec.fs, rec.leads, sex="?")
+    with pytest.raises(SignalError, match="age must be"):
+        analyze(x, rec.fs, rec.leads, age=-3)
+
+
+def test_sex_and_age_change_the_v2_v3_threshold_reason() -> None:
+    rec = bundled("ptbxl/00003_hr")
+    assert any("conservative" in r for r in run(rec).reasons)
+    assert any("woman" in r for r in run(rec, sex="female").reasons)
+    assert any("man ≥ 40" in r for r in run(rec, sex="M", age=60).reasons)
+
+
+def events_of(monitor: StMonitor, parts: list[NDArray[np.float64]]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for part in parts:
+        out.extend((event.kind, event.sample) for event in monitor.feed(part))
+    return out
+
+
+def test_monitor_raises_stemi_with_evidence() -> None:
+    rec = bundled("ptbdb/s0010_re")
+    monitor = StMonitor(rec.fs, rec.leads)
+    events = monitor.feed(rec.signals_mv)
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, StemiSuspected)
+    assert event.sample == 15000  # second 10 s window agreeing (fs 1000 Hz, every 5 s)
+    assert event.evidence.end == 15000 and event.evidence.start == 5000
+    assert "posterior" in event.territories
+    assert event.result.r_peaks.min() >= 5000
+
+
+def test_monitor_clears_when_the_signal_turns_normal() -> None:
+    """s0010_re's last 20 s, then PTB-XL 00003 (normal) resampled to 1000 Hz twice over."""
+    ptb = bundled("ptbdb/s0010_re")
+    normal = bundled("ptbxl/00003_hr").signals_mv
+    normal_1k = np.repeat(normal, 2, axis=0)  # 500 -> 1000 Hz, sample and hold
+    names = ptb.leads[:12]
+    stream = np.concatenate((ptb.signals_mv[-20000:, :12], normal_1k, normal_1k))
+    events = StMonitor(ptb.fs, names).feed(stream)
+    kinds = [type(e) for e in events]
+    assert kinds == [StemiSuspected, StemiCleared]
+    assert events[1].sample > 20000
+
+
+@settings(max_examples=8)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=7000), min_size=1, max_size=10))
+def test_monitor_events_do_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
+    rec = bundled("ptbdb/s0010_re")
+    x = rec.signals_mv[:25000]
+    whole = events_of(StMonitor(rec.fs, rec.leads), [x])
+    chunked = events_of(StMonitor(rec.fs, rec.leads), list(chunks(x, sizes)))
+    assert chunked == whole
+    assert whole == [("stemi_suspected", 15000)]

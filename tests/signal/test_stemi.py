@@ -1,0 +1,145 @@
+"""STEMI criteria logic (Fourth Universal Definition of MI) on per-lead ST deviations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ambulink.errors import SignalError
+from ambulink.signal.stemi import (
+    LeadST,
+    QrsShape,
+    classify_slope,
+    evaluate,
+    find_confounders,
+    normalise_sex,
+    v2_v3_threshold,
+)
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def leads(**st_j_mv: float) -> dict[str, LeadST]:
+    """A 12-lead set, flat ST except the given J-point levels (mV), ST horizontal."""
+    return {
+        name: LeadST(
+            name,
+            st_j_mv.get(name, 0.0),
+            st_j_mv.get(name, 0.0),
+            st_j_mv.get(name, 0.0),
+            0.0,
+            "horizontal",
+            True,
+        )
+        for name in LEADS
+    }
+
+
+def test_v2_v3_thresholds_by_sex_and_age() -> None:
+    assert v2_v3_threshold("M", 55)[0] == 0.20
+    assert v2_v3_threshold("M", 40)[0] == 0.20
+    assert v2_v3_threshold("M", 39)[0] == 0.25
+    assert v2_v3_threshold("F", 30)[0] == 0.15
+    assert v2_v3_threshold("F", None)[0] == 0.15
+    threshold, why = v2_v3_threshold(None, None)
+    assert threshold == 0.25 and "conservative" in why
+    assert v2_v3_threshold("M", None)[0] == 0.25
+
+
+def test_anterior_elevation_depends_on_sex_and_age() -> None:
+    st = leads(V2=0.22, V3=0.22)
+    assert evaluate(st, "M", 60).territories == ("anterior",)
+    assert not evaluate(st, "M", 35).stemi
+    unknown = evaluate(st)
+    assert not unknown.stemi
+    assert any("0.25 mV" in r and "conservative" in r for r in unknown.reasons)
+    assert evaluate(leads(V2=0.16, V3=0.16), "F", 70).stemi
+    assert not evaluate(leads(V2=0.16, V3=0.16), "M", 70).stemi
+
+
+def test_inferior_elevation_with_reciprocal_depression() -> None:
+    found = evaluate(leads(II=0.15, III=0.2, aVF=0.18, aVL=-0.1, I=-0.06))
+    assert found.stemi and found.territories == ("inferior",)
+    assert set(found.reciprocal) == {"aVL", "I"}
+    assert any("II, III, aVF (inferior)" in r for r in found.reasons)
+    assert not found.ischemic_depression
+
+
+def test_one_elevated_lead_or_sub_threshold_is_not_stemi() -> None:
+    assert not evaluate(leads(III=0.3)).stemi
+    assert not evaluate(leads(II=0.09, III=0.09, aVF=0.09)).stemi
+    assert not evaluate(leads(V5=0.12, II=0.12)).stemi  # two leads, but not contiguous
+
+
+def test_lateral_and_right_ventricle_and_posterior_leads() -> None:
+    assert evaluate(leads(I=0.12, aVL=0.15)).territories == ("lateral",)
+    extra = leads()
+    for name, value in (("V7", 0.06), ("V8", 0.07), ("V9", 0.0), ("V3R", 0.06), ("V4R", 0.07)):
+        extra[name] = LeadST(name, value, value, value, 0.0, "horizontal", True)
+    found = evaluate(extra, "F", 60)
+    assert set(found.territories) == {"posterior", "right_ventricle"}
+    assert not evaluate(extra, "M", 25).stemi  # men < 40 / < 30: 0.1 mV
+
+
+def test_horizontal_depression_is_ischemia_not_stemi() -> None:
+    found = evaluate(leads(V4=-0.1, V5=-0.12, V6=-0.08))
+    assert not found.stemi
+    assert found.ischemic_depression and found.depression_territories == ("lateral",)
+    up = {
+        name: LeadST(name, v.st_j_mv, 0.05, 0.05, 0.0, "up", True)
+        for name, v in leads(V5=-0.12, V6=-0.08).items()
+    }
+    assert not evaluate(up).ischemic_depression  # upsloping J-point depression is not ischemic
+
+
+def test_depression_deepest_in_v1_v3_is_posterior_equivalent() -> None:
+    found = evaluate(leads(V1=-0.1, V2=-0.15, V3=-0.12, V4=-0.05))
+    assert found.stemi and found.territories == ("posterior",)
+    assert any("posterior" in r and "V7-V9" in r for r in found.reasons)
+    # deepest in V4-V6: the subendocardial pattern, not posterior
+    assert not evaluate(leads(V2=-0.06, V3=-0.08, V4=-0.15, V5=-0.2)).stemi
+
+
+def test_avr_elevation_with_diffuse_depression_is_its_own_reason() -> None:
+    found = evaluate(
+        leads(aVR=0.15, I=-0.1, II=-0.12, aVF=-0.1, V3=-0.1, V4=-0.15, V5=-0.15, V6=-0.12)
+    )
+    assert not found.stemi and found.ischemic_depression
+    assert any("aVR" in r and "left main" in r for r in found.reasons)
+
+
+def test_lbbb_blocks_plain_criteria_and_says_so() -> None:
+    found = evaluate(leads(V2=0.4, V3=0.4), "M", 60, confounders=("LBBB",))
+    assert not found.stemi and found.territories == ()
+    assert any("LBBB" in r and "unreliable" in r for r in found.reasons)
+
+
+def test_missing_and_unusable_leads_are_named() -> None:
+    st = {k: v for k, v in leads(II=0.2, III=0.2).items() if k not in ("V1", "V2", "V3", "V4")}
+    st["aVL"] = LeadST("aVL", math.nan, math.nan, math.nan, math.nan, "horizontal", False, "flat")
+    st["I"] = LeadST("I", math.nan, math.nan, math.nan, math.nan, "horizontal", False, "flat")
+    found = evaluate(st)
+    assert found.territories == ("inferior",)
+    assert any(n.startswith("anterior criteria not evaluable") for n in found.notes)
+    assert not any(n.startswith("lateral") for n in found.notes)  # V5, V6 still usable
+
+
+def test_confounders_from_qrs_shape() -> None:
+    lbbb = {"V1": QrsShape(0.1, 1.5), "I": QrsShape(1.0, 0.1), "V6": QrsShape(1.2, 0.0)}
+    assert find_confounders(150.0, lbbb, {}, False, None) == ("LBBB",)
+    assert find_confounders(100.0, lbbb, {}, False, None) == ()
+    assert find_confounders(150.0, lbbb, {}, True, None) == ("paced",)
+    lvh = {"V1": QrsShape(0.2, 2.0), "V5": QrsShape(2.0, 0.1)}
+    strain = leads(V5=-0.1, V6=-0.1)
+    assert find_confounders(100.0, lvh, strain, False, "M") == ("LVH strain",)
+    assert find_confounders(100.0, lvh, leads(), False, "M") == ()
+
+
+def test_slope_and_sex_parsing() -> None:
+    assert classify_slope(-0.1, 0.0) == "up"
+    assert classify_slope(-0.1, -0.1) == "horizontal"
+    assert classify_slope(-0.05, -0.15) == "down"
+    assert normalise_sex("male") == "M" and normalise_sex("Female") == "F"
+    with pytest.raises(SignalError, match="sex must be"):
+        normalise_sex("x")
