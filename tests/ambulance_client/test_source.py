@@ -1,0 +1,193 @@
+"""RecordReplay: real records replayed block by block, paced by a fake clock (no sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+from numpy.typing import NDArray
+
+from ambulink.ambulance_client.source import RecordReplay, SampleBlock
+from ambulink.data import record_path
+from ambulink.errors import ConfigError, RecordNotFound
+
+
+def adc(name: str) -> NDArray[np.int64]:
+    rec = wfdb.rdrecord(record_path(name), physical=False)
+    return np.asarray(rec.d_signal - np.asarray(rec.baseline), dtype=np.int64)
+
+
+class FakeTime:
+    """A clock that moves only when slept on (plus ``work_s`` of processing per block)."""
+
+    def __init__(self, start_s: float = 1000.0, work_s: float = 0.0) -> None:
+        self.now_s = start_s
+        self.work_s = work_s
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now_s
+
+    async def sleep(self, delay_s: float) -> None:
+        self.sleeps.append(delay_s)
+        self.now_s += delay_s
+
+
+async def take(replay: RecordReplay, n: int, fake: FakeTime) -> list[tuple[float, SampleBlock]]:
+    out: list[tuple[float, SampleBlock]] = []
+    async for block in replay.blocks():
+        out.append((fake.now_s, block))
+        fake.now_s += fake.work_s  # the consumer takes time before asking for the next block
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "fs", "n_leads", "gain", "first_lead"),
+    [
+        ("mitdb/100", 360, 2, 200.0, "MLII"),
+        ("ptbdb/s0010_re", 1000, 15, 2000.0, "i"),
+        ("ptbxl/00003_hr", 500, 12, 1000.0, "I"),
+    ],
+)
+def test_blocks_concatenate_to_the_record(
+    name: str, fs: int, n_leads: int, gain: float, first_lead: str
+) -> None:
+    replay = RecordReplay(record_path(name), block_ms=40.0, loop=False)
+    assert (replay.fs, replay.n_leads, replay.gain, replay.leads[0]) == (
+        fs,
+        n_leads,
+        gain,
+        first_lead,
+    )
+    assert replay.n_blocks is not None
+    blocks = [replay.block_at(k) for k in range(replay.n_blocks)]
+    starts = [b.first_sample for b in blocks]
+    assert starts == list(np.cumsum([0] + [b.n_samples for b in blocks[:-1]]))
+    whole = np.concatenate([b.samples for b in blocks])
+    assert whole.dtype == np.int16
+    np.testing.assert_array_equal(whole, adc(name))
+    with pytest.raises(IndexError):
+        replay.block_at(replay.n_blocks)
+
+
+def test_non_integral_block_sizes_do_not_drift() -> None:
+    replay = RecordReplay(record_path("mitdb/100"), block_ms=40.0)  # 14.4 samples a block
+    sizes = [replay.block_at(k).n_samples for k in range(5)]
+    assert sizes == [14, 14, 15, 14, 15]
+    assert replay.block_at(1000).first_sample == 14400  # exactly 40 s in
+
+
+def test_looping_continues_seamlessly() -> None:
+    path = record_path("ptbxl/00003_hr")  # 10 s, 5000 samples at 500 Hz
+    replay = RecordReplay(path, block_ms=30.0, loop=True)  # 15 samples: the seam cuts a block
+    record = adc("ptbxl/00003_hr")
+    n_blocks = 2 * 5000 // 15 + 3
+    blocks = [replay.block_at(k) for k in range(n_blocks)]
+    whole = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_array_equal(whole, np.concatenate([record, record, record])[: len(whole)])
+    assert [b.first_sample for b in blocks] == [15 * k for k in range(n_blocks)]
+    seam = blocks[5000 // 15]
+    assert seam.first_sample < 5000 < seam.first_sample + seam.n_samples
+
+
+def test_loop_false_async_iteration_ends_after_the_record() -> None:
+    fake = FakeTime()
+    replay = RecordReplay(
+        record_path("ptbxl/00003_hr"),
+        block_ms=40.0,
+        loop=False,
+        speed=1000.0,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+
+    async def run() -> list[SampleBlock]:
+        return [b async for b in replay.blocks()]
+
+    blocks = asyncio.run(run())
+    assert len(blocks) == 250
+    np.testing.assert_array_equal(
+        np.concatenate([b.samples for b in blocks]), adc("ptbxl/00003_hr")
+    )
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_pacing_follows_the_schedule(speed: float) -> None:
+    fake = FakeTime()
+    replay = RecordReplay(
+        record_path("mitdb/100"), block_ms=40.0, speed=speed, clock=fake.clock, sleep=fake.sleep
+    )
+    got = asyncio.run(take(replay, 50, fake))
+    period_s = 0.040 / speed
+    for k, (at_s, block) in enumerate(got):
+        assert at_s == pytest.approx(1000.0 + k * period_s)
+        assert block.first_sample == replay.block_at(k).first_sample
+    assert len(fake.sleeps) == 49  # block 0 goes at once
+    assert fake.sleeps == pytest.approx([period_s] * 49)
+
+
+def test_pacing_never_drifts_when_the_consumer_takes_time() -> None:
+    fake = FakeTime(work_s=0.013)  # 13 ms of work per 40 ms block
+    replay = RecordReplay(record_path("mitdb/100"), clock=fake.clock, sleep=fake.sleep)
+    got = asyncio.run(take(replay, 200, fake))
+    assert [at for at, _ in got] == pytest.approx([1000.0 + 0.040 * k for k in range(200)])
+    assert fake.sleeps == pytest.approx([0.040 - 0.013] * 199)
+
+
+def test_a_late_consumer_catches_up_without_sleeping() -> None:
+    fake = FakeTime(work_s=0.100)  # slower than real time: 100 ms of work per 40 ms block
+    replay = RecordReplay(record_path("mitdb/100"), clock=fake.clock, sleep=fake.sleep)
+    got = asyncio.run(take(replay, 20, fake))
+    assert fake.sleeps == []
+    assert [b.first_sample for _, b in got] == [replay.block_at(k).first_sample for k in range(20)]
+
+
+def test_missing_record_names_the_path(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope" / "100")
+    with pytest.raises(RecordNotFound, match=str(missing)):
+        RecordReplay(missing)
+    header_only = tmp_path / "x"
+    header_only.with_suffix(".hea").write_text("x 1 360 10\nx.dat 16 200 16 0 0 0 0 II\n")
+    with pytest.raises(RecordNotFound, match="x"):
+        RecordReplay(str(header_only))
+
+
+@pytest.mark.parametrize("kwargs", [{"speed": 0.0}, {"speed": -2.0}, {"block_ms": 1.0}])
+def test_bad_settings_are_config_errors(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        RecordReplay(record_path("mitdb/100"), **kwargs)  # type: ignore[arg-type]
+
+
+def test_blocks_are_read_only_views() -> None:
+    block = RecordReplay(record_path("mitdb/100")).block_at(3)
+    with pytest.raises(ValueError, match="read-only"):
+        block.samples[0, 0] = 1
+
+
+def test_leads_with_different_gains_share_one_gain(tmp_path: Path) -> None:
+    """A real record written with lead 1 at half the gain is rescaled to the common gain."""
+    rec = wfdb.rdrecord(record_path("ptbxl/00003_hr"), physical=False, sampto=1000)
+    d = rec.d_signal[:, :2].astype(np.int64)
+    d[:, 1] //= 2
+    wfdb.wrsamp(
+        "mixed",
+        fs=500,
+        units=["mV", "mV"],
+        sig_name=["I", "II"],
+        d_signal=d,
+        fmt=["16", "16"],
+        adc_gain=[1000.0, 500.0],
+        baseline=[0, 0],
+        write_dir=str(tmp_path),
+    )
+    replay = RecordReplay(str(tmp_path / "mixed"), loop=False)
+    assert replay.gain == 1000.0
+    assert replay.n_blocks is not None
+    samples = np.concatenate([replay.block_at(k).samples for k in range(replay.n_blocks)])
+    np.testing.assert_array_equal(samples[:, 0], d[:, 0])
+    np.testing.assert_array_equal(samples[:, 1], d[:, 1] * 2)
