@@ -18,8 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ambulink {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from ambulink.evaluation.commands import register_bench, register_eval
+    from ambulink.hub.commands import register_hub
     from ambulink.reports.command import register_report
 
+    register_hub(subparsers)
     register_eval(subparsers)
     register_bench(subparsers)
     register_report(subparsers)

@@ -30,6 +30,7 @@ class HubSettings:
         str, ...
     ] = ()  # () = aiortc's default; ("127.0.0.1",) = loopback only
     max_message_bytes: int = 65536
+    demo_password: str | None = field(default=None, repr=False)  # enables /api/demo/login
 
     @property
     def store_path(self) -> Path:

@@ -1,0 +1,218 @@
+"""The hub's FastAPI application: built from settings, owning its connections in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ambulink.errors import AmbulinkError
+from ambulink.hub.bus import Bus, open_bus
+from ambulink.hub.http_errors import error_response
+from ambulink.hub.ingest import Ingest
+from ambulink.hub.settings import HubSettings
+from ambulink.hub.store import CaseStore
+from ambulink.hub.tokens import Grant, InvalidToken, TokenIssuer
+from ambulink.hub.uplink import UplinkSession
+from ambulink.hub.viewers import viewer_socket
+from ambulink.rtc import restrict_ice_hosts
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+
+@dataclass
+class Hub:
+    """What the routes need: settings, tokens, store, bus, ingest and the live uplinks."""
+
+    settings: HubSettings
+    tokens: TokenIssuer
+    store: CaseStore
+    bus: Bus
+    ingest: Ingest
+    uplinks: set[UplinkSession] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start_uplink(self, session: UplinkSession) -> None:
+        self.uplinks.add(session)
+        task = asyncio.create_task(session.run())
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.uplinks.discard(session)
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                session.log.error("uplink ended with an error", exc_info=t.exception())
+
+        task.add_done_callback(done)
+        self.tasks.add(task)
+
+
+class CaseCreate(BaseModel):
+    unit_id: str = Field(min_length=1, max_length=128)
+
+
+class DemoLogin(BaseModel):
+    password: str = Field(min_length=1, max_length=128)
+
+
+class Offer(BaseModel):
+    sdp: str = Field(min_length=1, max_length=65536)
+    type: str = Field(pattern="^offer$")
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(hub_of)]
+
+
+def grant_of(request: Request, authorization: Annotated[str | None, Header()] = None) -> Grant:
+    """The request's token, from ``Authorization: Bearer <token>`` (never from the URL)."""
+    hub = hub_of(request)
+    if authorization is None or not authorization.startswith("Bearer "):
+        raise InvalidToken("send Authorization: Bearer <token>")
+    return hub.tokens.verify(authorization.removeprefix("Bearer ").strip())
+
+
+GrantDep = Annotated[Grant, Depends(grant_of)]
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    """The hub: REST, the uplink signalling endpoint, the viewer WebSocket and web pages."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Hub]]:
+        restrict_ice_hosts(settings.ice_host_addresses)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with AsyncExitStack() as stack:
+            store = await CaseStore.open(settings.store_path)
+            stack.push_async_callback(store.close)
+            bus = await stack.enter_async_context(open_bus(settings.redis_url))
+            analysis = stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+            )
+            ingest = await stack.enter_async_context(Ingest(store, bus, analysis).running())
+            hub = Hub(
+                settings,
+                TokenIssuer(settings.token_secret, settings.token_ttl_s),
+                store,
+                bus,
+                ingest,
+            )
+            try:
+                yield {"hub": hub}
+            finally:
+                for session in list(hub.uplinks):
+                    await session.close()
+                if hub.tasks:
+                    await asyncio.gather(*hub.tasks, return_exceptions=True)
+
+    app = FastAPI(title="ambulink hub", lifespan=lifespan)
+    app.add_exception_handler(AmbulinkError, error_response)
+
+    @app.get("/healthz")
+    async def health() -> dict[str, str]:
+        """Liveness for a load balancer; says nothing about cases."""
+        return {"status": "ok"}
+
+    @app.post("/api/demo/login")
+    async def demo_login(body: DemoLogin, hub: HubDep) -> dict[str, object]:
+        """A specialist token for the demo's web pages; only when a demo password is set."""
+        expected = hub.settings.demo_password
+        if expected is None or not secrets.compare_digest(body.password, expected):
+            raise InvalidToken("wrong demo password (or this hub is not running a demo)")
+        token = hub.tokens.mint("demo-viewer", "specialist")
+        return {"token": token, "expires_in_s": hub.settings.token_ttl_s}
+
+    @app.post("/api/cases", status_code=201)
+    async def create_case(body: CaseCreate, hub: HubDep, grant: GrantDep) -> dict[str, str]:
+        grant.require("crew", unit=body.unit_id)
+        case_id = await hub.store.create_case(body.unit_id)
+        return {"case_id": case_id}
+
+    @app.get("/api/cases")
+    async def list_cases(hub: HubDep, grant: GrantDep) -> list[dict[str, object]]:
+        grant.require("crew", "specialist", "dispatch")
+        return [_plain(c) for c in await hub.store.list_cases()]
+
+    @app.get("/api/cases/{case_id}/streams")
+    async def list_streams(case_id: str, hub: HubDep, grant: GrantDep) -> list[dict[str, object]]:
+        grant.require("crew", "specialist", "dispatch")
+        return [_plain(s) for s in await hub.store.list_streams(case_id)]
+
+    @app.get("/api/cases/{case_id}/vitals")
+    async def list_vitals(case_id: str, hub: HubDep, grant: GrantDep) -> Response:
+        grant.require("crew", "specialist", "dispatch")
+        rows = await hub.store.list_vitals(case_id)
+        body = "[" + ",".join(text for _, text in rows) + "]"
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/cases/{case_id}/streams/{stream_id}/wfdb")
+    async def export_wfdb(case_id: str, stream_id: int, hub: HubDep, grant: GrantDep) -> Response:
+        """The stored stream as a WFDB record (.hea + .dat) in a zip file."""
+        grant.require("crew", "specialist")
+        with tempfile.TemporaryDirectory() as folder:
+            header = await hub.store.export_wfdb(case_id, stream_id, Path(folder))
+            data = io.BytesIO()
+            with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(Path(folder).iterdir()):
+                    archive.write(path, path.name)
+        return Response(
+            data.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{header.stem}.zip"'},
+        )
+
+    @app.post("/api/uplink/offer")
+    async def uplink_offer(offer: Offer, hub: HubDep, grant: GrantDep) -> dict[str, str]:
+        """WebRTC signalling for one ambulance uplink: the tablet's offer in, the answer out."""
+        grant.require("crew")
+        session = UplinkSession(
+            grant,
+            hub.ingest,
+            heartbeat_interval_s=hub.settings.heartbeat_interval_s,
+            heartbeat_misses=hub.settings.heartbeat_misses,
+        )
+        answer = await session.answer(offer.sdp, offer.type)
+        hub.start_uplink(session)
+        return {"sdp": answer.sdp, "type": answer.type}
+
+    app.add_api_websocket_route("/ws/cases/{case_id}", viewer_socket)
+
+    @app.get("/viewer")
+    async def viewer_page() -> FileResponse:
+        return FileResponse(WEB_DIR / "viewer.html", media_type="text/html")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(
+            {"error": {"code": "internal", "message": "internal error; see the hub's log"}},
+            status_code=500,
+        )
+
+    return app
+
+
+def _plain(item: object) -> dict[str, object]:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(item) and not isinstance(item, type):
+        return asdict(item)
+    raise TypeError(f"cannot serialise {type(item).__name__}")

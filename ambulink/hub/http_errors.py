@@ -1,0 +1,24 @@
+"""The one place that knows HTTP statuses: every ``AmbulinkError`` becomes JSON with a code."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ambulink.errors import AmbulinkError, ConfigError, ProtocolError, RecordNotFound, SignalError
+from ambulink.hub.tokens import Forbidden, InvalidToken
+
+HTTP_STATUS: dict[type[AmbulinkError], int] = {
+    InvalidToken: 401,
+    Forbidden: 403,
+    RecordNotFound: 404,
+    ProtocolError: 400,
+    SignalError: 400,
+    ConfigError: 400,
+}
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AmbulinkError)
+    status = next((s for cls, s in HTTP_STATUS.items() if isinstance(exc, cls)), 500)
+    return JSONResponse({"error": {"code": exc.code, "message": str(exc)}}, status_code=status)

@@ -1,0 +1,220 @@
+"""Ingest: store every ECG frame exactly once, say what is durable, analyse each stream in order.
+
+The uplink hands over decoded frames; ``Ingest`` writes them to the case store in one
+transaction per batch and returns, per stream, the highest contiguous durable sequence number
+(what the uplink acks). Stored frames are published on the bus for viewers, and fed to the
+stream's ``Analyzer`` strictly in sequence order: a frame that arrives ahead of a gap (backfill
+after an outage) waits until the gap is filled, and the events it yields are flagged
+``delayed``. Analysis runs in a worker thread so the event loop never waits on numpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ambulink.hub.bus import Bus
+from ambulink.hub.store import CaseStore, FrameRecord
+from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame
+from ambulink.protocol.messages import StreamOpen, Vitals, encode_message
+from ambulink.signal.analyzer import Analyzer
+from ambulink.signal.events import AnalyzerEvent, EpisodeEnd, EpisodeStart
+
+logger = logging.getLogger(__name__)
+
+DELAYED_AFTER_S = 5.0  # an event decided on data older than this is reported as delayed
+WAVEFORM_KEEP = 3000  # frames kept per case on the bus (about a minute of 20 ms frames)
+
+
+def ecg_topic(case_id: str) -> str:
+    return f"case:{case_id}:ecg"
+
+
+def events_topic(case_id: str) -> str:
+    return f"case:{case_id}:events"
+
+
+def vitals_topic(case_id: str) -> str:
+    return f"case:{case_id}:vitals"
+
+
+@dataclass
+class StreamState:
+    """One ECG stream being ingested: its analyzer and the frames waiting for a gap to fill."""
+
+    case_id: str
+    opened: StreamOpen
+    analyzer: Analyzer
+    next_seq: int = 0
+    waiting: dict[int, EcgFrame] = field(default_factory=dict)
+    queue: asyncio.Queue[list[EcgFrame]] = field(default_factory=asyncio.Queue)
+
+
+def event_json(
+    event: AnalyzerEvent, opened: StreamOpen, *, now: float, fs: float
+) -> dict[str, object]:
+    """An analysis event as JSON-ready data, with wall times and the ``delayed`` flag."""
+    data = asdict(event)
+    data["stream_id"] = opened.stream_id
+    sample = _event_sample(event)
+    at = opened.started_at + sample / fs
+    data["at"] = at
+    data["delayed"] = now - at > DELAYED_AFTER_S
+    if isinstance(event, EpisodeStart):
+        data["onset_at"] = opened.started_at + event.onset / fs
+    return data
+
+
+def _event_sample(event: AnalyzerEvent) -> int:
+    if isinstance(event, EpisodeStart | EpisodeEnd):
+        return event.decided_at
+    if hasattr(event, "beat"):
+        return int(event.beat.sample)
+    return int(getattr(event, "sample", 0))
+
+
+class Ingest:
+    """Frames in, durable acks and analysis events out. Shared by the uplinks of one hub."""
+
+    def __init__(
+        self,
+        store: CaseStore,
+        bus: Bus,
+        analysis: Executor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._analysis = analysis
+        self._clock = clock
+        self._streams: dict[tuple[str, int], StreamState] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Ingest]:
+        """Own the per-stream analysis tasks for the lifetime of the hub."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                yield self
+            finally:
+                self._tasks = None
+                for state in self._streams.values():
+                    state.queue.put_nowait([])  # a sentinel: stop
+
+    async def open_stream(self, opened: StreamOpen) -> int:
+        """Register a stream (idempotent across reconnects); returns its contiguous durable seq."""
+        key = (opened.case_id, opened.stream_id)
+        await self._store.open_stream(
+            opened.case_id,
+            opened.stream_id,
+            opened.fs,
+            list(opened.leads),
+            opened.gain,
+            opened.started_at,
+        )
+        contiguous = await self._store.contiguous_seq(opened.case_id, opened.stream_id)
+        if key not in self._streams:
+            analyzer = Analyzer(float(opened.fs), list(opened.leads), gain=opened.gain)
+            state = StreamState(opened.case_id, opened, analyzer)
+            self._streams[key] = state
+            if self._tasks is None:
+                raise RuntimeError("Ingest.open_stream called outside Ingest.running()")
+            self._tasks.create_task(self._analyse(state))
+            if contiguous >= 0:
+                # A hub restart: analysis resumes after what is stored (earlier data is not
+                # re-analysed; its events were published before the restart).
+                state.next_seq = contiguous + 1
+        return contiguous
+
+    async def contiguous_seq(self, case_id: str, stream_id: int) -> int:
+        """Highest contiguous durable seq of a stream (-1 when none)."""
+        return await self._store.contiguous_seq(case_id, stream_id)
+
+    async def store_frames(self, case_id: str, frames: Sequence[EcgFrame]) -> dict[int, int]:
+        """Write ``frames`` durably; returns {stream_id: highest contiguous durable seq}."""
+        records = [
+            FrameRecord(
+                stream_id=f.stream_id,
+                seq=f.seq,
+                first_sample=f.first_sample,
+                n_samples=f.n_samples,
+                lead_off=f.lead_off,
+                payload=np.ascontiguousarray(f.samples, dtype="<i2").tobytes(),
+            )
+            for f in frames
+        ]
+        acks = await self._store.put_frames(case_id, records)
+        by_stream: dict[int, list[EcgFrame]] = {}
+        for frame in frames:
+            by_stream.setdefault(frame.stream_id, []).append(frame)
+        for stream_id, batch in by_stream.items():
+            state = self._streams.get((case_id, stream_id))
+            if state is not None:
+                state.queue.put_nowait(batch)
+            for frame in batch:
+                await self._bus.append(
+                    ecg_topic(case_id), {"frame": encode_ecg_frame(frame)}, maxlen=WAVEFORM_KEEP
+                )
+        return acks
+
+    async def store_vitals(self, vitals: Vitals) -> None:
+        text = encode_message(vitals)
+        await self._store.put_vitals(vitals.case_id, vitals.at, text)
+        await self._bus.append(vitals_topic(vitals.case_id), {"json": text}, maxlen=1000)
+
+    async def publish_event(self, case_id: str, data: dict[str, object]) -> None:
+        """Publish a hub event (analysis or technical, e.g. no signal) to the case's viewers."""
+        await self._bus.append(events_topic(case_id), {"json": json.dumps(data)}, maxlen=10_000)
+
+    async def _analyse(self, state: StreamState) -> None:
+        fs = float(state.opened.fs)
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await state.queue.get()
+            if not batch:
+                return
+            for frame in batch:
+                if frame.seq >= state.next_seq:
+                    state.waiting[frame.seq] = frame
+            ready: list[EcgFrame] = []
+            while state.next_seq in state.waiting:
+                ready.append(state.waiting.pop(state.next_seq))
+                state.next_seq += 1
+            if not ready:
+                continue
+            block = np.concatenate([f.samples for f in ready])
+            lead_off = _lead_off_flags(ready, len(state.opened.leads))
+            events = await loop.run_in_executor(
+                self._analysis, state.analyzer.feed, block, lead_off
+            )
+            now = self._clock()
+            for event in events:
+                if event.kind in ("beat", "hr"):
+                    continue  # too frequent for the bus; viewers derive rate from hr below
+                await self.publish_event(
+                    state.case_id, event_json(event, state.opened, now=now, fs=fs)
+                )
+            rates = [e for e in events if e.kind == "hr"]
+            if rates:
+                await self.publish_event(
+                    state.case_id, event_json(rates[-1], state.opened, now=now, fs=fs)
+                )
+
+
+def _lead_off_flags(frames: Sequence[EcgFrame], n_leads: int) -> list[bool] | None:
+    mask = 0
+    for frame in frames:
+        mask |= frame.lead_off
+    if not mask:
+        return None
+    return [bool(mask >> i & 1) for i in range(n_leads)]

@@ -1,0 +1,245 @@
+"""One ambulance's WebRTC uplink at the hub: the ``telemetry`` data channel, acks, heartbeats.
+
+The tablet opens a peer connection per (re)connection (aiortc has no ICE restart), with a
+reliable ordered data channel ``telemetry``: binary messages are ECG frames, text messages are
+JSON (``stream_open``, ``vitals``, ``heartbeat``, ``resume``). The hub answers each stored batch
+with an ``ack`` per stream (highest contiguous durable seq), sends a heartbeat every second and
+announces NO SIGNAL when three are missed. Malformed input gets an ``error`` message and is
+counted; it never ends the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from ambulink.errors import ProtocolError
+from ambulink.hub.ingest import Ingest
+from ambulink.hub.tokens import Forbidden, Grant
+from ambulink.protocol.ecg_frame import EcgFrame, decode_ecg_frame
+from ambulink.protocol.messages import (
+    Ack,
+    ErrorMessage,
+    Heartbeat,
+    Message,
+    Resume,
+    StreamOpen,
+    Vitals,
+    decode_message,
+    encode_message,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class NoSignal:
+    """No heartbeat for ``silent_s`` seconds (monotonic), more than the allowed misses."""
+
+    silent_s: float
+
+
+@dataclass
+class HeartbeatWatch:
+    """NO SIGNAL once ``allowed_misses`` heartbeat intervals pass without one (monotonic s)."""
+
+    last_seen_s: float
+    interval_s: float = 1.0
+    allowed_misses: int = 3
+
+    def seen(self, now: float) -> None:
+        self.last_seen_s = now
+
+    def check(self, now: float) -> NoSignal | None:
+        silent_s = now - self.last_seen_s
+        return NoSignal(silent_s) if silent_s > self.interval_s * self.allowed_misses else None
+
+
+@dataclass
+class UplinkCounters:
+    frames: int = 0
+    bad_frames: int = 0
+    bad_messages: int = 0
+    acks: int = 0
+
+
+@dataclass(eq=False)
+class UplinkSession:
+    """The hub side of one peer connection from one ambulance (unit)."""
+
+    grant: Grant
+    ingest: Ingest
+    heartbeat_interval_s: float = 1.0
+    heartbeat_misses: int = 3
+    clock: Callable[[], float] = time.monotonic
+    counters: UplinkCounters = field(default_factory=UplinkCounters)
+
+    def __post_init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.case_id: str | None = None
+        self.channel: RTCDataChannel | None = None
+        self.closed = asyncio.Event()
+        self._frames: asyncio.Queue[EcgFrame] = asyncio.Queue()
+        self._watch = HeartbeatWatch(self.clock(), self.heartbeat_interval_s, self.heartbeat_misses)
+        self._no_signal = False
+        self._heartbeat_seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.log = logging.LoggerAdapter(logger, {"unit_id": self.grant.unit})
+
+        @self.pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label != "telemetry":
+                self.log.warning("ignoring data channel %r", channel.label)
+                return
+            self.channel = channel
+            channel.on("message", self._on_message)
+
+        @self.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            self.log.info("uplink connection %s", self.pc.connectionState)
+            if self.pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
+        """Take the tablet's offer; return the hub's answer (ICE candidates included)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription
+
+    async def run(self) -> None:
+        """Store frames and keep heartbeats until the connection closes.
+
+        A failure inside (e.g. the store is unavailable) propagates, after closing the
+        connection: the tablet keeps its unacknowledged frames and reconnects.
+        """
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(self._write_frames())
+                heartbeats = tasks.create_task(self._heartbeats())
+                await self.closed.wait()
+                writer.cancel()
+                heartbeats.cancel()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            await self.pc.close()
+
+    # -- incoming -------------------------------------------------------------------------
+
+    def _on_message(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            try:
+                frame = decode_ecg_frame(data)
+            except ProtocolError as exc:
+                self.counters.bad_frames += 1
+                self._send_error("bad_frame", str(exc))
+                return
+            if self.case_id is None:
+                self._send_error("no_stream", "send stream_open before ECG frames")
+                return
+            self.counters.frames += 1
+            self._frames.put_nowait(frame)
+            return
+        try:
+            message = decode_message(data)
+        except ProtocolError as exc:
+            self.counters.bad_messages += 1
+            self._send_error(exc.code, str(exc))
+            return
+        task = asyncio.ensure_future(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: Message) -> None:
+        self._watch.seen(self.clock())
+        try:
+            match message:
+                case Heartbeat():
+                    return
+                case StreamOpen():
+                    self._check_case(message.case_id, message.unit_id)
+                    contiguous = await self.ingest.open_stream(message)
+                    self._send(
+                        Ack(case_id=message.case_id, stream_id=message.stream_id, seq=contiguous)
+                    )
+                case Resume():
+                    # The tablet resends every unacked frame after the ack; the store ignores
+                    # what it already holds.
+                    self._check_case(message.case_id, None)
+                    contiguous = await self.ingest.contiguous_seq(
+                        message.case_id, message.stream_id
+                    )
+                    self._send(
+                        Ack(case_id=message.case_id, stream_id=message.stream_id, seq=contiguous)
+                    )
+                case Vitals():
+                    self._check_case(message.case_id, None)
+                    await self.ingest.store_vitals(message)
+                case _:
+                    self._send_error(
+                        "unexpected", f"the hub does not take {message.type} on an uplink"
+                    )
+        except Forbidden as exc:
+            self._send_error(exc.code, str(exc))
+
+    def _check_case(self, case_id: str, unit_id: str | None) -> None:
+        if unit_id is not None:
+            self.grant.require("crew", unit=unit_id)
+        if self.case_id is None:
+            self.case_id = case_id
+        elif self.case_id != case_id:
+            raise Forbidden(f"this uplink carries case {self.case_id}, not {case_id}")
+
+    # -- outgoing -------------------------------------------------------------------------
+
+    def _send(self, message: Message) -> None:
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(encode_message(message))
+
+    def _send_error(self, code: str, text: str) -> None:
+        self.log.info("uplink input refused: %s", code)
+        self._send(ErrorMessage(code=code, message=text))
+
+    async def _write_frames(self) -> None:
+        while True:
+            batch = [await self._frames.get()]
+            while not self._frames.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._frames.get_nowait())
+            assert self.case_id is not None
+            acks = await self.ingest.store_frames(self.case_id, batch)
+            for stream_id, seq in acks.items():
+                self.counters.acks += 1
+                self._send(Ack(case_id=self.case_id, stream_id=stream_id, seq=seq))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            self._heartbeat_seq += 1
+            self._send(Heartbeat(sent_at=time.time(), seq=self._heartbeat_seq))
+            silent = self._watch.check(self.clock())
+            if silent is not None and not self._no_signal:
+                self._no_signal = True
+                self.log.warning("no signal from the unit for %.1f s", silent.silent_s)
+                if self.case_id is not None:
+                    await self.ingest.publish_event(
+                        self.case_id,
+                        {
+                            "kind": "no_signal",
+                            "unit_id": self.grant.unit,
+                            "silent_s": silent.silent_s,
+                            "at": time.time(),
+                        },
+                    )
+            elif silent is None:
+                self._no_signal = False

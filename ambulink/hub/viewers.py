@@ -1,0 +1,108 @@
+"""The viewer WebSocket: live waveform (batched ~100 ms), vitals and analysis events of a case.
+
+Browsers cannot set headers on a WebSocket, and tokens stay out of URLs, so the first message
+must be ``{"type": "auth", "token": "..."}`` within 5 s. The Origin header is checked against
+the configured origins. Each viewer reads the case's bus streams itself, so a slow viewer only
+delays itself; waveform it cannot keep up with is skipped (it reads the newest entries), events
+are never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import numpy as np
+from fastapi import WebSocket, WebSocketDisconnect
+
+from ambulink.errors import AmbulinkError
+from ambulink.hub.ingest import ecg_topic, events_topic, vitals_topic
+from ambulink.hub.tokens import InvalidToken
+from ambulink.protocol.ecg_frame import decode_ecg_frame
+
+logger = logging.getLogger(__name__)
+
+AUTH_TIMEOUT_S = 5.0
+BATCH_MS = 100
+
+
+def _now_id() -> str:
+    return f"{int(time.time() * 1000)}-0"
+
+
+async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
+    hub = websocket.state.hub
+    origin = websocket.headers.get("origin")
+    if origin is not None and origin not in hub.settings.allowed_origins:
+        await websocket.close(code=1008, reason="origin not allowed")
+        return
+    await websocket.accept()
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            first = json.loads(await websocket.receive_text())
+        if not isinstance(first, dict) or first.get("type") != "auth":
+            raise InvalidToken('the first message must be {"type": "auth", "token": ...}')
+        grant = hub.tokens.verify(first.get("token"))
+        grant.require("crew", "specialist", "dispatch")
+    except (TimeoutError, ValueError, AmbulinkError, WebSocketDisconnect) as exc:
+        code = getattr(exc, "code", "invalid_token")
+        try:
+            await websocket.send_json({"type": "error", "code": code, "message": str(exc) or code})
+            await websocket.close(code=1008)
+        except (RuntimeError, WebSocketDisconnect):
+            pass
+        return
+    await websocket.send_json({"type": "ready", "case_id": case_id})
+    cursors = {
+        ecg_topic(case_id): _now_id(),
+        vitals_topic(case_id): "0",
+        events_topic(case_id): "0",
+    }
+    try:
+        while True:
+            sent = False
+            for topic in list(cursors):
+                entries = await hub.bus.read(topic, after=cursors[topic], count=500)
+                if not entries:
+                    continue
+                cursors[topic] = entries[-1][0]
+                sent = True
+                if topic == ecg_topic(case_id):
+                    await websocket.send_json(_waveform(entries))
+                elif topic == vitals_topic(case_id):
+                    for _, fields in entries:
+                        await websocket.send_json(
+                            {"type": "vitals", "data": json.loads(fields["json"])}
+                        )
+                else:
+                    for _, fields in entries:
+                        await websocket.send_json(
+                            {"type": "event", "data": json.loads(fields["json"])}
+                        )
+            if not sent:
+                await asyncio.sleep(BATCH_MS / 1000)
+    except WebSocketDisconnect:
+        return
+
+
+def _waveform(entries: list[tuple[str, dict[str, bytes]]]) -> dict[str, object]:
+    """Frames grouped by stream: first sample, fs, gain, samples (leads by samples, ADC units)."""
+    streams: dict[int, dict[str, object]] = {}
+    for _, fields in entries:
+        frame = decode_ecg_frame(fields["frame"])
+        item = streams.setdefault(
+            frame.stream_id,
+            {"stream_id": frame.stream_id, "fs": frame.fs, "gain": frame.gain, "chunks": []},
+        )
+        chunks = item["chunks"]
+        assert isinstance(chunks, list)
+        chunks.append(
+            {
+                "first_sample": frame.first_sample,
+                "lead_off": frame.lead_off,
+                "samples": np.asarray(frame.samples).T.tolist(),
+            }
+        )
+    return {"type": "waveform", "streams": list(streams.values())}
