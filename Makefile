@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: deps test lint eval bench clean
+.PHONY: deps test lint eval bench clean demo
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -32,3 +32,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The main job: a hub on http://127.0.0.1:8000 and a simulated fleet replaying bundled records.
+demo: $(STAMP)
+	$(VENV)/bin/ambulink demo --port 8000 --data-dir var/demo
