@@ -1,12 +1,18 @@
 """STEMI criteria on per-lead ST deviations (Fourth Universal Definition of MI, 2018).
 
-- ST elevation at the J point in >= 2 leads of one contiguous group: >= 0.1 mV in all leads
-  other than V2-V3; V2-V3 >= 0.2 mV men >= 40 y, >= 0.25 mV men < 40 y, >= 0.15 mV women
-  (without sex/age the conservative 0.25 mV, said in the reasons). Posterior leads V7-V9
-  >= 0.05 mV (0.1 mV men < 40 y); right-sided V3R/V4R >= 0.05 mV (0.1 mV men < 30 y).
-- Ischemic ST depression: >= 0.05 mV, horizontal or downsloping, in >= 2 leads of a group; its
-  own finding, never STEMI (subendocardial injury). ST depression in V1-V3 raises a posterior
-  suspicion; ST elevation in aVR with diffuse depression is reported on its own.
+- ST elevation in >= 2 leads of one contiguous group: >= 0.1 mV in all leads other than
+  V2-V3; V2-V3 >= 0.2 mV men >= 40 y, >= 0.25 mV men < 40 y, >= 0.15 mV women (without
+  sex/age the conservative 0.25 mV, said in the reasons). Posterior leads V7-V9 >= 0.05 mV
+  (0.1 mV men < 40 y); right-sided V3R/V4R >= 0.05 mV (0.1 mV men < 30 y).
+  A lead counts as elevated when its ST segment is (``is_elevated``): the level at J+60 ms
+  reaches the threshold and the level at the J point reaches half of it. The J point alone
+  sits on the end of the QRS, where a J wave or slur (early repolarisation) or a QRS end
+  placed a few ms early reads as "elevation" that is gone 20-40 ms later; J+60 alone counts
+  the normal upsloping ST of V2-V3 rising into a tall T. docs/signal.md lists the variants.
+- Ischemic ST depression: >= 0.05 mV at the J point, horizontal or downsloping, in >= 2 leads
+  of a group; its own finding, never STEMI (subendocardial injury). ST depression in V1-V3,
+  deepest there, with positive T waves is a posterior STEMI equivalent (the mirror image of
+  posterior ST elevation); ST elevation in aVR with diffuse depression is reported on its own.
 - LBBB and ventricular pacing make the criteria unreliable: no STEMI is called by them.
 
 Pure logic on numbers (mV); the measurements come from ``ambulink.signal.st``.
@@ -35,12 +41,15 @@ DEPRESSION_MV = 0.05
 DIFFUSE_DEPRESSION_LEADS = 6  # aVR elevation counts with depression in at least this many leads
 UPSLOPE_MV_PER_S = 1.0  # ST rising faster than this (J -> J+80 ms) is upsloping
 DOWNSLOPE_MV_PER_S = -0.5  # falling faster than this is downsloping
+J_SHARE = 0.5  # the J point must reach this share of the threshold J+60 ms must reach
+POSTERIOR_T_MV = 0.10  # positive T wave of a posterior STEMI equivalent in V1-V3
 
 
 @dataclass(frozen=True, slots=True)
 class LeadST:
     """ST measurement of one lead's median beat, mV relative to the PR baseline (NaN when not
-    evaluable). ``baseline_mv`` is the PR level of the median beat before subtraction."""
+    evaluable). ``baseline_mv`` is the PR level of the median beat before subtraction;
+    ``t_mv`` the T-wave peak (largest deviation from J+80 to J+350 ms, signed; NaN unknown)."""
 
     lead: str
     st_j_mv: float
@@ -50,6 +59,7 @@ class LeadST:
     slope: Slope
     evaluable: bool
     reason: str | None = None
+    t_mv: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,11 @@ def _mv(value: float) -> str:
     return f"{value:g}"
 
 
+def is_elevated(st: LeadST, threshold: float) -> bool:
+    """ST elevation that counts: >= ``threshold`` at J+60 ms and >= half of it at J."""
+    return st.evaluable and st.st_j60_mv >= threshold and st.st_j_mv >= J_SHARE * threshold
+
+
 def is_depressed(st: LeadST) -> bool:
     """Ischemic-type depression: >= 0.05 mV at the J point, horizontal or downsloping."""
     return st.evaluable and st.st_j_mv <= -DEPRESSION_MV and st.slope != "up"
@@ -157,7 +172,7 @@ def evaluate(
                 f"{_names(list(group))}"
             )
         elevated = [
-            lead for lead in usable if ok[lead].st_j_mv >= elevation_threshold(lead, sex, age)
+            lead for lead in usable if is_elevated(ok[lead], elevation_threshold(lead, sex, age))
         ]
         if len(elevated) >= 2:
             elevated_by_group[territory] = elevated
@@ -182,13 +197,15 @@ def evaluate(
         for territory, leads in elevated_by_group.items():
             if territory == "posterior" and leads == posterior_equivalent:
                 reasons.append(
-                    f"ST depression ≥ 0.05 mV in {_names(leads)}, deepest in V1-V3: posterior "
-                    "STEMI equivalent suspected (record V7-V9 to confirm)"
+                    f"ST depression ≥ 0.05 mV in {_names(leads)}, deepest in V1-V3, with "
+                    "positive T waves: posterior STEMI equivalent suspected (record V7-V9 to "
+                    "confirm)"
                 )
                 continue
             least = min(elevation_threshold(lead, sex, age) for lead in leads)
             reasons.append(
-                f"ST elevation ≥ {_mv(least)} mV in {_names(leads)} ({territory.replace('_', ' ')})"
+                f"ST elevation ≥ {_mv(least)} mV at J+60 ms (≥ {_mv(J_SHARE * least)} mV at the "
+                f"J point) in {_names(leads)} ({territory.replace('_', ' ')})"
             )
     for confounder in confounders:
         if confounder not in blocking:
@@ -240,10 +257,14 @@ def evaluate(
 
 
 def _posterior_equivalent(ok: Mapping[str, LeadST], depressed: list[str]) -> list[str]:
-    """V1-V3 leads with ischemic depression when >= 2 of them have it and it is deepest there
-    (deeper than in any of V4-V6): a posterior STEMI equivalent. Depression deepest in V4-V6
-    is the subendocardial (anterolateral) pattern instead."""
-    v1_v3: list[str] = [lead for lead in ("V1", "V2", "V3") if lead in depressed]
+    """V1-V3 leads with ischemic depression and a positive T wave (>= 0.1 mV) when >= 2 of
+    them have it and the depression is deepest there (deeper than in any of V4-V6): a
+    posterior STEMI equivalent (Fourth Universal Definition: "especially when the terminal
+    T wave is positive"). Depression deepest in V4-V6, or with flat or negative T waves, is
+    the subendocardial pattern instead."""
+    v1_v3: list[str] = [
+        lead for lead in ("V1", "V2", "V3") if lead in depressed and ok[lead].t_mv >= POSTERIOR_T_MV
+    ]
     if len(v1_v3) < 2:
         return []
     deepest = min(ok[lead].st_j_mv for lead in v1_v3)

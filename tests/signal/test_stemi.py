@@ -20,8 +20,9 @@ from ambulink.signal.stemi import (
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
-def leads(**st_j_mv: float) -> dict[str, LeadST]:
-    """A 12-lead set, flat ST except the given J-point levels (mV), ST horizontal."""
+def leads(t_mv: float = 0.3, **st_j_mv: float) -> dict[str, LeadST]:
+    """A 12-lead set, flat ST except the given levels (mV, the same at J, J+60 and J+80 ms),
+    ST horizontal, T waves ``t_mv``."""
     return {
         name: LeadST(
             name,
@@ -31,9 +32,36 @@ def leads(**st_j_mv: float) -> dict[str, LeadST]:
             0.0,
             "horizontal",
             True,
+            None,
+            t_mv,
         )
         for name in LEADS
     }
+
+
+def shaped(j: dict[str, float], j60: dict[str, float]) -> dict[str, LeadST]:
+    """A 12-lead set with separate J and J+60 ms levels (J+80 = J+60)."""
+    return {
+        name: LeadST(
+            name, j.get(name, 0.0), j60.get(name, 0.0), j60.get(name, 0.0), 0.0, "horizontal", True
+        )
+        for name in LEADS
+    }
+
+
+def test_elevation_must_hold_at_j_and_j60() -> None:
+    """A J wave or slur that is gone by J+60 (early repolarisation) is not ST elevation; nor
+    is a low J point with the ST rising into a tall T; a sustained ST shift is."""
+    j_wave = shaped({"II": 0.15, "III": 0.12, "aVF": 0.14}, {"II": 0.03, "III": 0.02, "aVF": 0.03})
+    assert not evaluate(j_wave).stemi
+    rising = shaped({"V2": 0.02, "V3": 0.04}, {"V2": 0.3, "V3": 0.3})
+    assert not evaluate(rising, "M", 50).stemi
+    sustained = shaped(
+        {"II": 0.06, "III": 0.08, "aVF": 0.07}, {"II": 0.12, "III": 0.15, "aVF": 0.1}
+    )
+    found = evaluate(sustained)
+    assert found.territories == ("inferior",)
+    assert any("at J+60 ms" in r and "at the J point" in r for r in found.reasons)
 
 
 def test_v2_v3_thresholds_by_sex_and_age() -> None:
@@ -97,6 +125,9 @@ def test_depression_deepest_in_v1_v3_is_posterior_equivalent() -> None:
     found = evaluate(leads(V1=-0.1, V2=-0.15, V3=-0.12, V4=-0.05))
     assert found.stemi and found.territories == ("posterior",)
     assert any("posterior" in r and "V7-V9" in r for r in found.reasons)
+    # with flat or negative T waves it is ischemic depression, not a posterior equivalent
+    flat_t = evaluate(leads(t_mv=0.05, V1=-0.1, V2=-0.15, V3=-0.12, V4=-0.05))
+    assert not flat_t.stemi and flat_t.ischemic_depression
     # deepest in V4-V6: the subendocardial pattern, not posterior
     assert not evaluate(leads(V2=-0.06, V3=-0.08, V4=-0.15, V5=-0.2)).stemi
 
