@@ -25,8 +25,9 @@ from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
 from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame
 from ambulink.protocol.messages import StreamOpen, Vitals, encode_message
-from ambulink.signal.analyzer import Analyzer
-from ambulink.signal.events import AnalyzerEvent, EpisodeEnd, EpisodeStart
+from ambulink.signal.analyzer import Analyzer, StreamEvent
+from ambulink.signal.events import EpisodeEnd, EpisodeStart
+from ambulink.signal.st import StemiCleared, StemiSuspected
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,27 @@ class StreamState:
 
 
 def event_json(
-    event: AnalyzerEvent, opened: StreamOpen, *, now: float, fs: float
+    event: StreamEvent, opened: StreamOpen, *, now: float, fs: float
 ) -> dict[str, object]:
     """An analysis event as JSON-ready data, with wall times and the ``delayed`` flag."""
-    data = asdict(event)
+    data: dict[str, object]
+    if isinstance(event, StemiSuspected):
+        result = event.result
+        data = {
+            "kind": event.kind,
+            "sample": event.sample,
+            "territories": list(event.territories),
+            "reasons": list(result.reasons),
+            "confounders": list(result.confounders),
+            "st_j60_mv": {
+                lead: round(st.st_j60_mv, 3) for lead, st in result.per_lead.items() if st.evaluable
+            },
+            "evidence": {"start": event.evidence.start, "end": event.evidence.end},
+        }
+    elif isinstance(event, StemiCleared):
+        data = {"kind": event.kind, "sample": event.sample}
+    else:
+        data = asdict(event)
     data["stream_id"] = opened.stream_id
     sample = _event_sample(event)
     at = opened.started_at + sample / fs
@@ -73,7 +91,7 @@ def event_json(
     return data
 
 
-def _event_sample(event: AnalyzerEvent) -> int:
+def _event_sample(event: StreamEvent) -> int:
     if isinstance(event, EpisodeStart | EpisodeEnd):
         return event.decided_at
     if hasattr(event, "beat"):

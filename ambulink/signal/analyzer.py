@@ -44,10 +44,23 @@ from ambulink.signal.rhythm import (
     VtMonitor,
     _Episodes,
 )
+from ambulink.signal.st import StemiEvent, StMonitor
 from ambulink.signal.validation import check_fs, to_millivolts
 from ambulink.signal.vf import VfDetector
 
 PROCESS_BLOCK_S = 0.2  # internal processing granularity (adds at most this much latency)
+STANDARD_12 = frozenset(("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"))
+MIN_ST_LEADS = 8  # ST/STEMI watch runs on streams with at least this many standard leads
+StreamEvent = AnalyzerEvent | StemiEvent
+
+
+def stream_event_order(event: StreamEvent) -> tuple[int, int, str]:
+    """``event_order`` extended to the STEMI watch's events (after rhythm events)."""
+    if event.kind in ("stemi_suspected", "stemi_cleared"):
+        return (int(getattr(event, "sample", 0)), 9, event.kind)
+    return event_order(event)  # type: ignore[arg-type]
+
+
 PREFERRED_LEADS = ("II", "MLII", "ML2", "I", "V5", "V2", "V1", "ECG")
 
 
@@ -139,6 +152,12 @@ class Analyzer:
         self._gaps = GapMonitor(fs, rhythm)
         self._rate = RateMonitor(fs, rhythm)
         self._vt = VtMonitor(fs, rhythm)
+        standard = [name.strip().upper() for name in self.leads]
+        self._st = (
+            StMonitor(fs, self.leads)
+            if len(STANDARD_12.intersection(standard)) >= MIN_ST_LEADS
+            else None
+        )
         self._waveform_episodes = _Episodes(fs)  # VF and AF
         # Pauses and asystole need silence on the analysis lead and on a confirming lead, so
         # one noisy or detached electrode does not raise them.
@@ -157,7 +176,7 @@ class Analyzer:
         """Statistics of the recent RR intervals of the analysis lead."""
         return self._hr.stats()
 
-    def feed(self, samples: Any, lead_off: Sequence[bool] | None = None) -> list[AnalyzerEvent]:
+    def feed(self, samples: Any, lead_off: Sequence[bool] | None = None) -> list[StreamEvent]:
         """Add a chunk (n_samples, n_leads); ``lead_off`` gives the monitor's bits per lead."""
         if self._finished:
             raise SignalError("this stream was flushed; start a new Analyzer")
@@ -182,7 +201,7 @@ class Analyzer:
         self._held, self._n_held = [held[cut:]], held.shape[0] - cut
         return self._process(held[:cut])
 
-    def _process(self, x: NDArray[np.float64]) -> list[AnalyzerEvent]:
+    def _process(self, x: NDArray[np.float64]) -> list[StreamEvent]:
         events: list[AnalyzerEvent] = []
         gap_leads = {self.analysis_lead}
         if self.confirming_lead is not None:
@@ -209,14 +228,17 @@ class Analyzer:
         events.extend(self._advance_gaps(final=False))
         for transition in self._vf.feed(lead):
             events.extend(self._waveform_change("VF", transition))
-        return sorted(events, key=event_order)
+        out: list[StreamEvent] = list(events)
+        if self._st is not None:
+            out.extend(self._st.feed(x))
+        return sorted(out, key=stream_event_order)
 
-    def flush(self) -> list[AnalyzerEvent]:
+    def flush(self) -> list[StreamEvent]:
         """End of stream: decide what is pending and close open episodes at the last sample."""
         if self._finished:
             return []
         self._finished = True
-        events: list[AnalyzerEvent] = []
+        events: list[StreamEvent] = []
         if self._n_held:
             events.extend(self._process(np.concatenate(self._held)))
             self._held, self._n_held = [], 0
@@ -232,7 +254,7 @@ class Analyzer:
         events.extend(self._rate.finish(end))
         events.extend(self._vt.finish(end))
         events.extend(self._waveform_episodes.close_all(end))
-        return sorted(events, key=event_order)
+        return sorted(events, key=stream_event_order)
 
     # -- internals ------------------------------------------------------------------------
 

@@ -152,3 +152,23 @@ def test_a_stream_that_starts_in_asystole_alarms() -> None:
     )
     starts = [e for e in events if isinstance(e, EpisodeStart) and e.label == "ASYSTOLE"]
     assert starts and starts[0].decided_at <= 8 * record.fs
+
+
+def test_a_twelve_lead_stream_gets_a_stemi_watch() -> None:
+    record = bundled("ptbdb/s0010_re")  # acute infero-lateral MI, 15 leads at 1000 Hz
+    analyzer = Analyzer(record.fs, record.leads)
+    events = run(analyzer, record.signals_mv, [400] * 3 + [1000])
+    suspected = [e for e in events if e.kind == "stemi_suspected"]
+    assert suspected, "no STEMI suspected on an acute MI"
+    first = suspected[0]
+    assert first.evidence.end - first.evidence.start == int(10 * record.fs)
+    assert first.sample <= 20 * record.fs  # two 5 s evaluations after the first 10 s window
+    normal = bundled("ptbxl/00003_hr")
+    quiet = run(Analyzer(normal.fs, normal.leads), normal.signals_mv)
+    assert not [e for e in quiet if e.kind.startswith("stemi")]
+    two_leads = Analyzer(360.0, ["MLII", "V5"])
+    assert not [
+        e
+        for e in run(two_leads, bundled("mitdb/100").signals_mv[:36000])
+        if e.kind.startswith("stemi")
+    ]
