@@ -5,6 +5,12 @@ AmbulinkError
 ├── SignalError          bad input to the ECG analysis (shape, NaN/inf, fs out of range)
 ├── RecordNotFound       a WFDB record or data folder that is not there
 └── ProtocolError        malformed wire data (frames, messages)
+
+Parts add their own subclasses next to the code that raises them, e.g. the hub's
+``StorageUnavailable``, ``UnknownCase`` (``ambulink.hub.store``), ``BusUnavailable``
+(``ambulink.hub.bus``), ``InvalidToken``, ``Forbidden`` (``ambulink.hub.tokens``) and the
+tablet's ``BufferFull`` (``ambulink.ambulance_client.buffer``); ``ambulink.hub.http_errors``
+maps them to HTTP statuses.
 """
 
 from __future__ import annotations

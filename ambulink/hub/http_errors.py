@@ -6,6 +6,15 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ambulink.errors import AmbulinkError, ConfigError, ProtocolError, RecordNotFound, SignalError
+from ambulink.hub.bus import BusUnavailable
+from ambulink.hub.store import (
+    CaseConflict,
+    StorageUnavailable,
+    StoreRejected,
+    StreamConflict,
+    UnknownCase,
+    UnknownStream,
+)
 from ambulink.hub.tokens import Forbidden, InvalidToken
 
 HTTP_STATUS: dict[type[AmbulinkError], int] = {
@@ -15,6 +24,13 @@ HTTP_STATUS: dict[type[AmbulinkError], int] = {
     ProtocolError: 400,
     SignalError: 400,
     ConfigError: 400,
+    StoreRejected: 400,
+    UnknownCase: 404,
+    UnknownStream: 404,
+    CaseConflict: 409,
+    StreamConflict: 409,
+    StorageUnavailable: 503,
+    BusUnavailable: 503,
 }
 
 

@@ -5,10 +5,9 @@ deletes its copy (DESIGN §3.3), so a returned ``put_frames`` means "committed t
 ``(case, stream, seq)`` is stored exactly once: the primary key plus ``INSERT OR IGNORE`` make
 resent and backfilled frames harmless; the first copy stored wins.
 
-One sqlite3 connection lives on one worker thread; the event loop only hands it work, so it never
-waits on the disk. Writes are **group-committed**: calls that arrive while a commit is running are
-applied together in the next transaction (each inside its own savepoint, so one bad request fails
-alone), which turns a hundred ambulances' frames into one fsync instead of a hundred.
+One sqlite3 connection lives on one worker thread (``store_worker.SqliteWorker``), so the event
+loop never waits on the disk; writes are group-committed: the frames of many ambulances that
+arrive during one commit share the next transaction and its fsync.
 
 Durability (``synchronous``):
 
@@ -32,16 +31,15 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypeVar, cast
+from typing import Literal
 
 import numpy as np
 
-from ambulink.errors import AmbulinkError
+from ambulink.hub.store_schema import SCHEMA, SCHEMA_VERSION, load_seqs
 from ambulink.hub.store_seq import SeqTracker
 from ambulink.hub.store_types import (
     CaseConflict,
@@ -55,6 +53,7 @@ from ambulink.hub.store_types import (
     UnknownCase,
     UnknownStream,
 )
+from ambulink.hub.store_worker import SqliteWorker
 
 __all__ = [
     "CaseConflict",
@@ -71,54 +70,10 @@ __all__ = [
     "open_case_store",
 ]
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT PRIMARY KEY,
-    unit_id TEXT NOT NULL,
-    created_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS streams (
-    case_id TEXT NOT NULL REFERENCES cases (case_id),
-    stream_id INTEGER NOT NULL,
-    fs INTEGER NOT NULL,
-    leads TEXT NOT NULL,
-    gain REAL NOT NULL,
-    started_at REAL NOT NULL,
-    PRIMARY KEY (case_id, stream_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS frames (
-    case_id TEXT NOT NULL,
-    stream_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    first_sample INTEGER NOT NULL,
-    n_samples INTEGER NOT NULL,
-    lead_off INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (case_id, stream_id, seq),
-    FOREIGN KEY (case_id, stream_id) REFERENCES streams (case_id, stream_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS vitals (
-    id INTEGER PRIMARY KEY,
-    case_id TEXT NOT NULL REFERENCES cases (case_id),
-    at REAL NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS vitals_by_case ON vitals (case_id, at);
-"""
 # Ids end up in file names, Redis keys and URLs: opaque tokens only, never patient data.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _MAX_U32 = 2**32 - 1
 _MAX_I64 = 2**63 - 1
-
-_T = TypeVar("_T")
-_Finish = Callable[[], object]  # runs after COMMIT, returns the caller's result
-
-
-@dataclass
-class _Write:
-    apply: Callable[[sqlite3.Connection], _Finish]  # runs inside the group transaction
-    future: asyncio.Future[object]
 
 
 @dataclass
@@ -151,19 +106,11 @@ class CaseStore:
     ``close()``). Methods must be called from the event loop that opened the store.
     """
 
-    def __init__(
-        self, path: Path, executor: ThreadPoolExecutor, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float]) -> None:
         self.path = path
-        self._executor = executor
+        self._db = SqliteWorker(path)
         self._clock = clock
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
-        self._streams: dict[tuple[str, int], _Stream] = {}  # worker thread only
-        self._pending: list[_Write] = []  # event loop only
-        self._flusher: asyncio.Task[None] | None = None
-        self._closed = False
-
-    # ---- lifecycle -------------------------------------------------------------------------
+        self._streams: dict[tuple[str, int], _Stream] = {}  # touched on the worker thread only
 
     @classmethod
     async def open(
@@ -176,68 +123,26 @@ class CaseStore:
         """Open (creating folders, file and tables) the store at ``path``."""
         if synchronous not in ("FULL", "NORMAL"):
             raise StoreRejected(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ambulink-store")
-        store = cls(Path(path), executor, clock)
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, store._connect, synchronous)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
+        store = cls(Path(path), clock)
+        await store._db.open(synchronous, store._setup)
         return store
 
-    def _connect(self, synchronous: str) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageUnavailable(f"could not open the case store {self.path}: {exc}") from exc
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageUnavailable(
-                    f"case store {self.path} needs WAL journaling; SQLite kept {mode!r} "
-                    "(is it on a network file system?)"
-                )
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise StorageUnavailable(
-                    f"case store {self.path} has schema version {version}; "
-                    f"this ambulink reads version {SCHEMA_VERSION}"
-                )
-            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-            for case_id, stream_id, fs, leads, gain, started_at in conn.execute(
-                "SELECT case_id, stream_id, fs, leads, gain, started_at FROM streams"
-            ):
-                self._streams[(case_id, stream_id)] = _Stream(
-                    fs, json.loads(leads), gain, started_at
-                )
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageUnavailable(f"could not open the case store {self.path}: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise StorageUnavailable(
+                f"case store {self.path} has schema version {version}; "
+                f"this ambulink reads version {SCHEMA_VERSION}"
+            )
+        conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        for case_id, stream_id, fs, leads, gain, started_at in conn.execute(
+            "SELECT case_id, stream_id, fs, leads, gain, started_at FROM streams"
+        ):
+            self._streams[(case_id, stream_id)] = _Stream(fs, json.loads(leads), gain, started_at)
 
     async def close(self) -> None:
         """Finish pending writes, then close the database. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        await self._db.close()
 
     async def __aenter__(self) -> CaseStore:
         return self
@@ -250,102 +155,7 @@ class CaseStore:
     ) -> None:
         await self.close()
 
-    # ---- plumbing: reads run on the worker; writes are queued and group-committed ---------
-
-    async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._closed:
-            raise StorageUnavailable(f"case store {self.path} is closed")
-
-        def run() -> _T:
-            try:
-                return work(self._live_conn())
-            except sqlite3.Error as exc:
-                message = f"could not read the case store {self.path}: {exc}"
-                raise StorageUnavailable(message) from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
-
-    async def _write(self, apply: Callable[[sqlite3.Connection], Callable[[], _T]]) -> _T:
-        if self._closed:
-            raise StorageUnavailable(f"case store {self.path} is closed")
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(apply, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="case-store-commit")
-        return cast(_T, await future)
-
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._commit, batch)
-            except BaseException as exc:
-                for write in batch:
-                    if not write.future.done():
-                        if isinstance(exc, asyncio.CancelledError):
-                            write.future.cancel()
-                        else:
-                            write.future.set_exception(exc)
-                if isinstance(exc, Exception):
-                    continue  # the next batch may still succeed
-                for write in self._pending:  # cancelled (loop shutting down): fail the rest too
-                    write.future.cancel()
-                self._pending = []
-                raise
-            for write, (result, error) in zip(batch, outcomes, strict=True):
-                if write.future.done():  # the caller was cancelled; the write stands
-                    continue
-                if error is not None:
-                    write.future.set_exception(error)
-                else:
-                    write.future.set_result(result)
-
-    def _live_conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StorageUnavailable(f"case store {self.path} is closed")
-        return self._conn
-
-    def _commit(self, batch: list[_Write]) -> list[tuple[object, AmbulinkError | None]]:
-        """Worker thread: apply every write of ``batch`` in one transaction, then COMMIT."""
-        conn = self._live_conn()
-        applied: list[tuple[_Finish | None, AmbulinkError | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for write in batch:
-                conn.execute("SAVEPOINT one_write")
-                try:
-                    applied.append((write.apply(conn), None))
-                except (AmbulinkError, sqlite3.Error) as exc:
-                    conn.execute("ROLLBACK TO one_write")
-                    applied.append((None, self._as_error(exc)))
-                conn.execute("RELEASE one_write")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return [(None, self._as_error(exc))] * len(batch)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        outcomes: list[tuple[object, AmbulinkError | None]] = []
-        for finish, error in applied:
-            if finish is None:
-                outcomes.append((None, error))
-                continue
-            try:
-                outcomes.append((finish(), None))
-            except (AmbulinkError, sqlite3.Error) as exc:
-                outcomes.append((None, self._as_error(exc)))
-        return outcomes
-
-    def _as_error(self, exc: AmbulinkError | sqlite3.Error) -> AmbulinkError:
-        if isinstance(exc, AmbulinkError):
-            return exc
-        error = StorageUnavailable(f"could not write to the case store {self.path}: {exc}")
-        error.__cause__ = exc
-        return error
+    # ---- helpers, run on the worker thread --------------------------------------------------
 
     def _stream(self, conn: sqlite3.Connection, case_id: str, stream_id: int) -> _Stream:
         """The stream's parameters; also sees streams opened earlier in the open transaction."""
@@ -368,7 +178,7 @@ class CaseStore:
             stream = self._stream(conn, case_id, stream_id)
             self._streams[(case_id, stream_id)] = stream
         if stream.seqs is None:
-            stream.seqs = _load_seqs(conn, case_id, stream_id)
+            stream.seqs = load_seqs(conn, case_id, stream_id)
         return stream.seqs
 
     @staticmethod
@@ -399,7 +209,7 @@ class CaseStore:
                 raise CaseConflict(f"case {case_id} belongs to unit {row[0]}, not {unit_id}")
             return lambda: case_id
 
-        return await self._write(apply)
+        return await self._db.write(apply)
 
     async def open_stream(
         self,
@@ -454,7 +264,7 @@ class CaseStore:
                 )
             return lambda: None
 
-        await self._write(apply)
+        await self._db.write(apply)
 
     # ---- frames ----------------------------------------------------------------------------
 
@@ -515,15 +325,15 @@ class CaseStore:
 
             return finish
 
-        return await self._write(apply)
+        return await self._db.write(apply)
 
     async def contiguous_seq(self, case_id: str, stream_id: int) -> int:
         """Highest seq such that every seq from 0 to it is stored; -1 while seq 0 is missing."""
-        return await self._read(lambda conn: self._seqs(conn, case_id, stream_id).contiguous)
+        return await self._db.read(lambda conn: self._seqs(conn, case_id, stream_id).contiguous)
 
     async def missing(self, case_id: str, stream_id: int, up_to_seq: int) -> list[tuple[int, int]]:
         """Inclusive ranges of seqs in ``[0, up_to_seq]`` that are not stored, in order."""
-        return await self._read(
+        return await self._db.read(
             lambda conn: self._seqs(conn, case_id, stream_id).missing(up_to_seq)
         )
 
@@ -539,7 +349,7 @@ class CaseStore:
             ).fetchall()
             return _assemble(stream, sorted(rows, key=lambda row: int(row[0])))
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     # ---- vitals and listings ---------------------------------------------------------------
 
@@ -560,7 +370,7 @@ class CaseStore:
             )
             return lambda: None
 
-        await self._write(apply)
+        await self._db.write(apply)
 
     async def list_cases(self) -> list[CaseInfo]:
         def work(conn: sqlite3.Connection) -> list[CaseInfo]:
@@ -569,7 +379,7 @@ class CaseStore:
             )
             return [CaseInfo(*row) for row in rows]
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def list_streams(self, case_id: str) -> list[StreamInfo]:
         def work(conn: sqlite3.Connection) -> list[StreamInfo]:
@@ -599,7 +409,7 @@ class CaseStore:
                 )
             return infos
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def list_vitals(
         self, case_id: str, since: float | None = None
@@ -615,7 +425,7 @@ class CaseStore:
             )
             return [(float(at), str(payload)) for at, payload in rows]
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     # ---- export ----------------------------------------------------------------------------
 
@@ -630,31 +440,6 @@ class CaseStore:
         stored = await self.read_samples(case_id, stream_id)
         name = f"{case_id}_s{stream_id}"
         return await asyncio.to_thread(write_wfdb, stored, Path(directory), name)
-
-
-def _load_seqs(conn: sqlite3.Connection, case_id: str, stream_id: int) -> SeqTracker:
-    """Recompute a stream's stored seqs from the database (on first use after open)."""
-    key = (case_id, stream_id)
-    has_zero = conn.execute(
-        "SELECT 1 FROM frames WHERE case_id=? AND stream_id=? AND seq=0", key
-    ).fetchone()
-    contiguous = -1
-    if has_zero:
-        # The first stored seq whose successor is not stored ends the contiguous run; the
-        # primary-key index lets SQLite walk the run in order and stop there.
-        contiguous = conn.execute(
-            "SELECT f.seq FROM frames AS f WHERE f.case_id=? AND f.stream_id=? AND NOT EXISTS "
-            "(SELECT 1 FROM frames AS g WHERE g.case_id=f.case_id AND g.stream_id=f.stream_id "
-            "AND g.seq=f.seq+1) ORDER BY f.seq LIMIT 1",
-            key,
-        ).fetchone()[0]
-    above = {
-        row[0]
-        for row in conn.execute(
-            "SELECT seq FROM frames WHERE case_id=? AND stream_id=? AND seq>?", (*key, contiguous)
-        )
-    }
-    return SeqTracker(contiguous, above)
 
 
 def _assemble(stream: _Stream, rows: list[tuple[int, int, bytes]]) -> StoredStream:
