@@ -106,6 +106,7 @@ class AmbulanceClient:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         http: httpx.AsyncClient | None = None,
+        open_buffer: Callable[[Path], FrameBuffer] = FrameBuffer.open,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -117,6 +118,7 @@ class AmbulanceClient:
         self.case_id = settings.case_id
         self.started_at = time.time()
         self._http = http
+        self._open_buffer = open_buffer  # a seam for tests (e.g. a buffer that loses frames)
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer")
         self._buffer: FrameBuffer | None = None
         self._live: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
@@ -173,7 +175,7 @@ class AmbulanceClient:
             self.case_id = await self._create_case(http)
             self.started_at = time.time()
         state_file.write_text(json.dumps({"case_id": self.case_id, "started_at": self.started_at}))
-        self._buffer = await self._on_disk(FrameBuffer.open, folder / f"{self.case_id}.sqlite3")
+        self._buffer = await self._on_disk(self._open_buffer, folder / f"{self.case_id}.sqlite3")
 
     async def wait_acked(self, seq: int) -> None:
         """Return once the hub has acked every frame up to ``seq``."""
@@ -184,14 +186,15 @@ class AmbulanceClient:
 
     async def _produce(self) -> None:
         """One frame per source block, paced in real time (times speed), never drifting: frame
-        ``k`` is made at ``t0 + (k - k0) * block_s / speed``; seq ``k`` is block ``k``."""
+        ``k`` is made at ``t0 + (k - k0) * block_s / speed``; seq ``k`` is block ``k``. A
+        replay without loop ends after its last block; the uplink keeps delivering the rest."""
         src = self.source
         stream = self.settings.stream_id
         k0 = k = await self._on_disk(self.buffer.next_seq, stream)
         t0 = self.clock()
         block_s = src.block_ms / 1000.0
         next_vitals = 0.0
-        while True:
+        while src.n_blocks is None or k < src.n_blocks:  # a replay without loop ends
             delay = t0 + (k - k0) * block_s / src.speed - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
