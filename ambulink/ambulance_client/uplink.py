@@ -35,6 +35,7 @@ from ambulink.protocol.messages import (
     ErrorMessage,
     Heartbeat,
     Measurement,
+    Missing,
     StreamOpen,
     Vitals,
     decode_message,
@@ -47,6 +48,7 @@ T = TypeVar("T")
 
 HIGH_WATER_BYTES = 256 * 1024  # stop backfilling while this much waits in the channel
 BACKFILL_BATCH = 50
+MAX_RESEND = 5000  # frames resent for one `missing` message (200 s of 40 ms frames)
 
 
 class LinkDown(AmbulinkError):
@@ -413,11 +415,28 @@ class AmbulanceClient:
                     task = asyncio.ensure_future(self._trim(stream_id, seq))
                     self._trims.add(task)
                     task.add_done_callback(self._trims.discard)
+            case Missing(stream_id=stream_id, ranges=ranges) if (
+                stream_id == self.settings.stream_id
+            ):
+                task = asyncio.ensure_future(self._resend(stream_id, ranges))
+                self._trims.add(task)
+                task.add_done_callback(self._trims.discard)
             case ErrorMessage(code=code, message=text):
                 self.status.last_error = f"{code}: {text}"
                 self.log.warning("hub error %s", code)
             case _:
                 pass
+
+    async def _resend(self, stream_id: int, ranges: list[tuple[int, int]]) -> None:
+        """The hub lacks these seqs (a frame was damaged on the way): send them again."""
+        wanted = [seq for a, b in ranges for seq in range(a, min(b, a + MAX_RESEND) + 1)]
+        rows = await self._on_disk(self.buffer.get, stream_id, wanted[:MAX_RESEND])
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return  # the next connection backfills them anyway
+        for _, data in rows:
+            channel.send(data)
+            self.status.backfilled += 1
 
     async def _trim(self, stream_id: int, seq: int) -> None:
         await self._on_disk(self.buffer.ack, stream_id, seq)

@@ -158,6 +158,10 @@ class Ingest:
         """Highest contiguous durable seq of a stream (-1 when none)."""
         return await self._store.contiguous_seq(case_id, stream_id)
 
+    async def missing(self, case_id: str, stream_id: int, up_to_seq: int) -> list[tuple[int, int]]:
+        """Inclusive seq ranges of the stream not stored in ``[0, up_to_seq]``."""
+        return await self._store.missing(case_id, stream_id, up_to_seq)
+
     async def store_frames(self, case_id: str, frames: Sequence[EcgFrame]) -> dict[int, int]:
         """Write ``frames`` durably; returns {stream_id: highest contiguous durable seq}."""
         records = [

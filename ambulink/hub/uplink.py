@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from ambulink.protocol.messages import (
     ErrorMessage,
     Heartbeat,
     Message,
+    Missing,
     Resume,
     StreamOpen,
     Vitals,
@@ -37,6 +39,12 @@ from ambulink.protocol.messages import (
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+ACK_EVERY_S = 0.1
+REREQUEST_TICKS = 20  # look for a damaged frame's gap for 2 s of ack ticks
+CLOSE_TIMEOUT_S = 5.0
+MAX_RANGES = 1024
+FLOOD_LIMIT = 200  # malformed messages ...
+FLOOD_WINDOW_S = 10.0  # ... in this long end the connection
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ class UplinkSession:
         self.channel: RTCDataChannel | None = None
         self.closed = asyncio.Event()
         self._frames: asyncio.Queue[EcgFrame] = asyncio.Queue()
+        self._durable: dict[int, int] = {}  # stream -> highest contiguous durable seq
+        self._acked: dict[int, int] = {}  # stream -> last seq acked to the tablet
+        self._highest_seen: dict[int, int] = {}
+        self._ack_due = asyncio.Event()
+        self._rerequest_ticks = 0  # ack ticks left to look for the gap a damaged frame left
+        self._bad_inputs: deque[float] = deque()
         self._watch = HeartbeatWatch(self.clock(), self.heartbeat_interval_s, self.heartbeat_misses)
         self._no_signal = False
         self._heartbeat_seq = 0
@@ -121,18 +135,25 @@ class UplinkSession:
         """
         try:
             async with asyncio.TaskGroup() as tasks:
-                writer = tasks.create_task(self._write_frames())
-                heartbeats = tasks.create_task(self._heartbeats())
+                workers = [
+                    tasks.create_task(self._write_frames()),
+                    tasks.create_task(self._send_acks()),
+                    tasks.create_task(self._heartbeats()),
+                ]
                 await self.closed.wait()
-                writer.cancel()
-                heartbeats.cancel()
+                for worker in workers:
+                    worker.cancel()
         finally:
             await self.close()
 
     async def close(self) -> None:
         if not self.closed.is_set():
             self.closed.set()
-            await self.pc.close()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self.pc.close()
+            except TimeoutError:
+                self.log.warning("peer connection did not close within %.0f s", CLOSE_TIMEOUT_S)
 
     # -- incoming -------------------------------------------------------------------------
 
@@ -142,7 +163,9 @@ class UplinkSession:
                 frame = decode_ecg_frame(data)
             except ProtocolError as exc:
                 self.counters.bad_frames += 1
-                self._send_error("bad_frame", str(exc))
+                self._rerequest_ticks = REREQUEST_TICKS
+                self._ack_due.set()
+                self._refuse("bad_frame", str(exc))
                 return
             if self.case_id is None:
                 self._send_error("no_stream", "send stream_open before ECG frames")
@@ -154,7 +177,7 @@ class UplinkSession:
             message = decode_message(data)
         except ProtocolError as exc:
             self.counters.bad_messages += 1
-            self._send_error(exc.code, str(exc))
+            self._refuse(exc.code, str(exc))
             return
         task = asyncio.ensure_future(self._handle(message))
         self._tasks.add(task)
@@ -207,6 +230,24 @@ class UplinkSession:
         if channel is not None and channel.readyState == "open":
             channel.send(encode_message(message))
 
+    def _refuse(self, code: str, text: str) -> None:
+        """Answer malformed input with an error; a flood of it ends the connection (the tablet
+        reconnects and resends from its buffer, other uplinks are not affected)."""
+        now = self.clock()
+        self._bad_inputs.append(now)
+        while self._bad_inputs and self._bad_inputs[0] < now - FLOOD_WINDOW_S:
+            self._bad_inputs.popleft()
+        if len(self._bad_inputs) > FLOOD_LIMIT:
+            self._send_error(
+                "flood",
+                f"more than {FLOOD_LIMIT} malformed messages in {FLOOD_WINDOW_S:g} s; closing",
+            )
+            task = asyncio.ensure_future(self.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._send_error(code, text)
+
     def _send_error(self, code: str, text: str) -> None:
         self.log.info("uplink input refused: %s", code)
         self._send(ErrorMessage(code=code, message=text))
@@ -218,9 +259,45 @@ class UplinkSession:
                 batch.append(self._frames.get_nowait())
             assert self.case_id is not None
             acks = await self.ingest.store_frames(self.case_id, batch)
-            for stream_id, seq in acks.items():
-                self.counters.acks += 1
-                self._send(Ack(case_id=self.case_id, stream_id=stream_id, seq=seq))
+            for frame in batch:
+                seen = self._highest_seen.get(frame.stream_id, -1)
+                self._highest_seen[frame.stream_id] = max(seen, frame.seq)
+            self._durable.update(acks)
+            self._ack_due.set()
+
+    async def _send_acks(self) -> None:
+        """Ack what became durable at most every ``ACK_EVERY_S``, not every stored batch: at
+        one 40 ms frame per batch, an ack per frame doubled the SCTP messages on the link."""
+        while True:
+            if self._rerequest_ticks == 0:
+                await self._ack_due.wait()
+            self._ack_due.clear()
+            assert self.case_id is not None
+            for stream_id, seq in list(self._durable.items()):
+                if self._acked.get(stream_id) != seq:
+                    self._acked[stream_id] = seq
+                    self.counters.acks += 1
+                    self._send(Ack(case_id=self.case_id, stream_id=stream_id, seq=seq))
+            if self._rerequest_ticks > 0:
+                # The frames after the damaged one may still be on their way to the store.
+                self._rerequest_ticks -= 1
+                if await self._request_missing():
+                    self._rerequest_ticks = 0
+            await asyncio.sleep(ACK_EVERY_S)
+
+    async def _request_missing(self) -> bool:
+        """After a frame was rejected, ask the tablet again for every seq the store lacks
+        below the highest one seen on this connection; True if something was asked for."""
+        assert self.case_id is not None
+        asked = False
+        for stream_id, highest in self._highest_seen.items():
+            ranges = await self.ingest.missing(self.case_id, stream_id, highest)
+            if ranges:
+                asked = True
+                self._send(
+                    Missing(case_id=self.case_id, stream_id=stream_id, ranges=ranges[:MAX_RANGES])
+                )
+        return asked
 
     async def _heartbeats(self) -> None:
         while True:

@@ -16,11 +16,13 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.data import record_path
+from ambulink.hub.uplink import FLOOD_LIMIT
 from ambulink.protocol.ecg_frame import encode_ecg_frame, frames_from_samples
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
     Message,
+    Missing,
     StreamOpen,
     decode_message,
     encode_message,
@@ -55,13 +57,22 @@ class RawUplink:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         await within(10, "the data channel open", self.opened.wait())
 
-    async def next(self, kind: type[Ack] | type[ErrorMessage]) -> Ack | ErrorMessage:
-        """The hub's next message of ``kind`` (heartbeats skipped); anything else fails."""
+    async def next(
+        self, kind: type[Ack] | type[ErrorMessage], *, skip: tuple[str, ...] = ("heartbeat",)
+    ) -> Ack | ErrorMessage:
+        """The hub's next message of ``kind`` (``skip`` types skipped); anything else fails."""
         while True:
             message = await within(5, f"a {kind.__name__} from the hub", self.inbox.get())
             if isinstance(message, kind):
                 return message
-            assert message.type == "heartbeat", f"expected {kind.__name__}, got {message!r}"
+            assert message.type in skip, f"expected {kind.__name__}, got {message!r}"
+
+    async def next_missing(self) -> Missing:
+        while True:
+            message = await within(5, "a missing message from the hub", self.inbox.get())
+            if isinstance(message, Missing):
+                return message
+            assert message.type in ("heartbeat", "error", "ack"), message
 
 
 def with_crc(data: bytes) -> bytes:
@@ -145,3 +156,66 @@ def test_malformed_input_gets_errors_and_the_session_goes_on(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
     asyncio.run(malformed_scenario(hub_factory))
+
+
+async def rerequest_and_flood_scenario(hub_factory: HubFactory) -> None:
+    source = RecordReplay(record_path("mitdb/100"), block_ms=40.0)
+    frames = [
+        frames_from_samples(
+            source.block_at(k).samples,
+            stream_id=1,
+            fs=source.fs,
+            gain=source.gain,
+            first_sample=source.block_at(k).first_sample,
+            first_seq=k,
+            frame_samples=source.block_at(k).n_samples,
+        )[0]
+        for k in range(3)
+    ]
+    good = [encode_ecg_frame(f) for f in frames]
+    async with hub_factory() as hub, httpx.AsyncClient(base_url=hub.url, timeout=10.0) as http:
+        token = hub.crew_token(UNIT)()
+        response = await http.post(
+            "/api/cases", json={"unit_id": UNIT}, headers={"Authorization": f"Bearer {token}"}
+        )
+        response.raise_for_status()
+        case_id = response.json()["case_id"]
+        uplink = RawUplink()
+        try:
+            await uplink.connect(http, token)
+            (session,) = [s for s in hub.hub.uplinks if s.channel is not None]
+            opened = StreamOpen(
+                case_id=case_id,
+                unit_id=UNIT,
+                stream_id=1,
+                fs=source.fs,
+                leads=source.leads,
+                gain=source.gain,
+                started_at=time.time(),
+            )
+            uplink.channel.send(encode_message(opened))
+            await uplink.next(Ack)
+            # Frame 1 is damaged on the way: the hub asks for it again once it sees frame 2.
+            uplink.channel.send(good[0])
+            uplink.channel.send(good[1][:-1] + bytes([good[1][-1] ^ 0xFF]))
+            uplink.channel.send(good[2])
+            missing = await uplink.next_missing()
+            assert (missing.stream_id, missing.ranges) == (1, [(1, 1)])
+            uplink.channel.send(good[1])
+            while (ack := await uplink.next(Ack, skip=("heartbeat", "error", "missing"))).seq < 2:
+                pass
+            assert isinstance(ack, Ack) and ack.seq == 2
+            # A flood of malformed input ends this connection; the hub goes on.
+            for _ in range(FLOOD_LIMIT + 1):
+                uplink.channel.send(b"junk")
+            await within(5, "the flooding uplink closed", session.closed.wait())
+            stored = await hub.hub.store.read_samples(case_id, 1)
+            assert stored.gaps == [] and len(stored.samples) == sum(f.n_samples for f in frames)
+        finally:
+            await uplink.pc.close()
+
+
+def test_a_damaged_frame_is_requested_again_and_a_flood_is_cut_off(
+    hub_factory: HubFactory,
+) -> None:
+    asyncio.run(rerequest_and_flood_scenario(hub_factory))
