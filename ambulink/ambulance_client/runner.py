@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.ambulance_client.vitals import VitalsSimulator, heart_rate_track
@@ -23,6 +24,7 @@ def build_client(
     speed: float = 1.0,
     vitals: bool = True,
     start_s: float = 0.0,
+    media: MediaChoice | None = None,
 ) -> AmbulanceClient:
     """A client replaying ``record`` (looping, from ``start_s``) for ``unit_id``, with
     simulated vitals."""
@@ -32,7 +34,7 @@ def build_client(
         seed = zlib.crc32(unit_id.encode())
         simulator = VitalsSimulator(heart_rate_track(record), seed=seed)
     settings = ClientSettings(hub_url=hub_url, unit_id=unit_id, buffer_dir=buffer_dir)
-    return AmbulanceClient(settings, source, token, vitals=simulator)
+    return AmbulanceClient(settings, source, token, vitals=simulator, media=media)
 
 
 async def run_client(
@@ -45,6 +47,7 @@ async def run_client(
     speed: float = 1.0,
     vitals: bool = True,
     loopback: bool = False,
+    media: MediaChoice | None = None,
     until: asyncio.Event | None = None,
 ) -> None:
     if loopback:
@@ -57,5 +60,6 @@ async def run_client(
         token=token,
         speed=speed,
         vitals=vitals,
+        media=media,
     )
     await client.run(until=until)

@@ -26,6 +26,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 
 from ambulink.ambulance_client.backoff import Backoff
 from ambulink.ambulance_client.buffer import FrameBuffer
+from ambulink.ambulance_client.media import MediaChoice, open_tracks
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.vitals import VitalsSimulator
 from ambulink.errors import AmbulinkError, ProtocolError
@@ -41,6 +42,7 @@ from ambulink.protocol.messages import (
     decode_message,
     encode_message,
 )
+from ambulink.rtc import add_sendonly
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class AmbulanceClient:
         token: Callable[[], str],
         *,
         vitals: VitalsSimulator | None = None,
+        media: MediaChoice | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         http: httpx.AsyncClient | None = None,
@@ -114,6 +117,7 @@ class AmbulanceClient:
         self.source = source
         self.token = token  # a fresh crew token for this unit (tokens live at most 10 min)
         self.vitals = vitals
+        self.media = media or MediaChoice()
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.status = ClientStatus()
@@ -293,6 +297,8 @@ class AmbulanceClient:
             channel.on("open", opened.set)
             channel.on("close", closed.set)
             channel.on("message", self._on_message)
+            for track in open_tracks(self.media):
+                add_sendonly(pc, track)
 
             @pc.on("connectionstatechange")
             def on_state() -> None:

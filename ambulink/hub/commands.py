@@ -57,6 +57,14 @@ def register_hub(subparsers: Any) -> None:
     client.add_argument("--speed", type=float, default=1.0, help="replay speed (x real time)")
     client.add_argument("--no-vitals", action="store_true", help="do not send simulated vitals")
     client.add_argument("--loopback", action="store_true", help="ICE on 127.0.0.1 only")
+    client.add_argument(
+        "--camera",
+        default="test",
+        help="'test' (a numbered test pattern), 'none', or a V4L2 device such as /dev/video0",
+    )
+    client.add_argument(
+        "--mic", default="tone", help="'tone' (440 Hz), 'none', or a PulseAudio source name"
+    )
     client.set_defaults(run=_run_client)
 
     demo = subparsers.add_parser(
@@ -106,6 +114,7 @@ def _run_token(args: argparse.Namespace) -> int:
 
 
 def _run_client(args: argparse.Namespace) -> int:
+    from ambulink.ambulance_client.media import MediaChoice
     from ambulink.ambulance_client.runner import run_client
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -122,6 +131,7 @@ def _run_client(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 vitals=not args.no_vitals,
                 loopback=args.loopback,
+                media=MediaChoice(camera=args.camera, mic=args.mic),
             )
         )
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from typing import TextIO
 
 import uvicorn
 
+from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.runner import build_client
 from ambulink.data import record_path
 from ambulink.hub.app import create_app
@@ -30,12 +31,19 @@ class DemoUnit:
     record: str
     start_s: float
     what: str
+    camera: bool = False  # a numbered test pattern and a tone, as the ambulance camera and mic
 
 
 FLEET = (
     DemoUnit("amb-1", "mitdb/201", 0.0, "atrial fibrillation (MIT-BIH 201)"),
     DemoUnit("amb-2", "vfdb/422", 1300.0, "VT degenerating into VF (VFDB 422, from 21:40)"),
-    DemoUnit("amb-3", "ptbdb/s0010_re", 0.0, "acute infero-lateral MI, 12-lead (PTB s0010_re)"),
+    DemoUnit(
+        "amb-3",
+        "ptbdb/s0010_re",
+        0.0,
+        "acute infero-lateral MI, 12-lead (PTB s0010_re), camera and microphone",
+        camera=True,
+    ),
     DemoUnit("amb-4", "ptbxl/00003_hr", 0.0, "normal 12-lead (PTB-XL 3)"),
     DemoUnit("amb-5", "mitdb/119", 0.0, "ventricular bigeminy (MIT-BIH 119)"),
 )
@@ -78,6 +86,7 @@ async def run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> No
                 buffer_dir=data_dir / "tablets" / unit.unit_id,
                 token=crew_token(issuer, unit.unit_id),
                 start_s=unit.start_s,
+                media=MediaChoice(camera="test", mic="tone") if unit.camera else None,
             )
             clients.append((unit, client))
             tasks.create_task(client.run())

@@ -17,7 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
 
 from ambulink.errors import ProtocolError
 from ambulink.hub.ingest import Ingest
@@ -94,6 +101,9 @@ class UplinkSession:
         self.case_id: str | None = None
         self.channel: RTCDataChannel | None = None
         self.closed = asyncio.Event()
+        self.media_tracks: dict[str, MediaStreamTrack] = {}
+        self.media_frames: dict[str, int] = {}
+        self.last_video_frame: object | None = None
         self._frames: asyncio.Queue[EcgFrame] = asyncio.Queue()
         self._durable: dict[int, int] = {}  # stream -> highest contiguous durable seq
         self._acked: dict[int, int] = {}  # stream -> last seq acked to the tablet
@@ -115,11 +125,31 @@ class UplinkSession:
             self.channel = channel
             channel.on("message", self._on_message)
 
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            # The consult rooms forward these (a later issue); until then they are received and
+            # counted, so the receiver's queues never grow.
+            self.log.info("uplink %s track received", track.kind)
+            self.media_tracks[track.kind] = track
+            task = asyncio.ensure_future(self._count_media(track))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
         @self.pc.on("connectionstatechange")
         async def on_state() -> None:
             self.log.info("uplink connection %s", self.pc.connectionState)
             if self.pc.connectionState in ("failed", "closed"):
                 await self.close()
+
+    async def _count_media(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.media_frames[track.kind] = self.media_frames.get(track.kind, 0) + 1
+                if track.kind == "video":
+                    self.last_video_frame = frame
+        except MediaStreamError:
+            return
 
     async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Take the tablet's offer; return the hub's answer (ICE candidates included)."""

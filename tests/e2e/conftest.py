@@ -108,7 +108,9 @@ class RunningHub:
 
 
 @asynccontextmanager
-async def running_hub(data_dir: Path, *, seed: int = 0) -> AsyncIterator[RunningHub]:
+async def running_hub(
+    data_dir: Path, *, seed: int = 0, demo_password: str | None = None
+) -> AsyncIterator[RunningHub]:
     """Start a hub on a free 127.0.0.1 port (the socket stays bound: no race for the port)."""
     secret = secrets.token_urlsafe(32)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -121,6 +123,7 @@ async def running_hub(data_dir: Path, *, seed: int = 0) -> AsyncIterator[Running
         token_secret=secret,
         ice_host_addresses=("127.0.0.1",),
         allowed_origins=(f"http://127.0.0.1:{port}",),
+        demo_password=demo_password,
     )
     network = ImpairedNetwork(seed=seed)
     app = RelayedSignalling(create_app(settings), network)

@@ -1,0 +1,91 @@
+"""The live viewer page in real headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ambulink.ambulance_client.source import RecordReplay
+from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
+from ambulink.data import record_path
+from tests.e2e.conftest import poll_until, running_hub
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+UNIT = "amb-9"
+PASSWORD = "viewer-test-password"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="Debian's chromium is not installed (make test installs it)",
+)
+
+
+async def viewer_scenario(data_dir: Path, screenshot: Path) -> tuple[str, int, str]:
+    from playwright.async_api import async_playwright
+
+    async with running_hub(data_dir / "hub", demo_password=PASSWORD) as hub:
+        client = AmbulanceClient(
+            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=data_dir / "tablet"),
+            RecordReplay(record_path("mitdb/201"), block_ms=40.0),
+            hub.crew_token(UNIT),
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(client.run(until=stop))
+        try:
+            await poll_until(lambda: client.status.acked_seq >= 25, 15, "the first second stored")
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                page = await browser.new_page(viewport={"width": 1300, "height": 700})
+                await page.goto(f"{hub.url}/viewer")
+                await page.fill("#password", "wrong")
+                await page.click("text=Sign in")
+                await page.wait_for_selector("#login-error:has-text('wrong demo password')")
+                await page.fill("#password", PASSWORD)
+                await page.click("text=Sign in")
+                await page.wait_for_selector("#cases:not([hidden])")
+                await page.click("#open")
+                await page.wait_for_selector("#status:has-text('live')")
+                # Wait for a few seconds of waveform on the canvas: count dark trace pixels.
+                ink = 0
+                for _ in range(100):
+                    ink = await page.evaluate(
+                        """() => {
+                          const c = document.getElementById('ecg');
+                          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                          let n = 0;
+                          for (let i = 0; i < d.length; i += 4) if (d[i] < 80 && d[i+1] < 80) n++;
+                          return n;
+                        }"""
+                    )
+                    if ink > 2000:
+                        break
+                    await page.wait_for_timeout(100)
+                await page.wait_for_selector("#age:has-text('data age')")
+                status = await page.inner_text("#status")
+                age = await page.inner_text("#age")
+                await page.screenshot(path=str(screenshot))
+                await browser.close()
+            return status, ink, age
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 15)
+
+
+def test_the_viewer_shows_a_live_case(tmp_path: Path) -> None:
+    status, ink, age = asyncio.run(viewer_scenario(tmp_path, tmp_path / "viewer.png"))
+    assert status == "live"
+    assert ink > 2000, f"only {ink} trace pixels on the canvas"
+    assert age.startswith("data age")
