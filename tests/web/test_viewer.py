@@ -58,21 +58,16 @@ async def viewer_scenario(data_dir: Path, screenshot: Path) -> tuple[str, int, s
                 await page.wait_for_selector("#cases:not([hidden])")
                 await page.click("#open")
                 await page.wait_for_selector("#status:has-text('live')")
-                # Wait for a few seconds of waveform on the canvas: count dark trace pixels.
-                ink = 0
-                for _ in range(100):
-                    ink = await page.evaluate(
-                        """() => {
-                          const c = document.getElementById('ecg');
-                          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                          let n = 0;
-                          for (let i = 0; i < d.length; i += 4) if (d[i] < 80 && d[i+1] < 80) n++;
-                          return n;
-                        }"""
-                    )
-                    if ink > 2000:
-                        break
-                    await page.wait_for_timeout(100)
+                # A few seconds of waveform on the canvas: count dark trace pixels.
+                count_ink = """() => {
+                  const c = document.getElementById('ecg');
+                  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0;
+                  for (let i = 0; i < d.length; i += 4) if (d[i] < 80 && d[i+1] < 80) n++;
+                  return n;
+                }"""
+                await page.wait_for_function(f"({count_ink})() > 2000", timeout=15_000)
+                ink = int(await page.evaluate(count_ink))
                 await page.wait_for_selector("#age:has-text('data age')")
                 status = await page.inner_text("#status")
                 age = await page.inner_text("#age")
