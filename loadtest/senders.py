@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.vitals import VitalsSimulator, heart_rate_track
-from ambulink.protocol.ecg_frame import encode_ecg_frame, frames_from_samples
+from ambulink.protocol.ecg_frame import encode_ecg_frame
 from ambulink.protocol.messages import Heartbeat, Measurement, StreamOpen, Vitals, encode_message
 
 BLOCK_MS = 40.0
@@ -133,18 +133,7 @@ class Ambulance(ABC):
         )
 
     def frame(self, k: int) -> bytes:
-        src = self.replay
-        block = src.block_at(k)
-        (frame,) = frames_from_samples(
-            block.samples,
-            stream_id=STREAM_ID,
-            fs=src.fs,
-            gain=src.gain,
-            first_sample=block.first_sample,
-            first_seq=k,
-            frame_samples=block.n_samples,
-        )
-        return encode_ecg_frame(frame)
+        return encode_ecg_frame(self.replay.frame_at(k, STREAM_ID))
 
     def on_text(self, text: str) -> None:
         try:

@@ -20,6 +20,7 @@ import wfdb
 from numpy.typing import NDArray
 
 from ambulink.errors import ConfigError, RecordNotFound, SignalError
+from ambulink.protocol.ecg_frame import EcgFrame, frames_from_samples
 
 Int16Array = NDArray[np.int16]
 _INT16 = np.iinfo(np.int16)
@@ -154,6 +155,20 @@ class RecordReplay:
 
     def _block_start(self, k: int) -> int:
         return math.floor(k * self._samples_per_block)
+
+    def frame_at(self, k: int, stream_id: int) -> EcgFrame:
+        """Block ``k`` as the ECG frame with seq ``k`` of ``stream_id`` (one frame per block)."""
+        block = self.block_at(k)
+        (frame,) = frames_from_samples(
+            block.samples,
+            stream_id=stream_id,
+            fs=self.fs,
+            gain=self.gain,
+            first_sample=block.first_sample,
+            first_seq=k,
+            frame_samples=block.n_samples,
+        )
+        return frame
 
     def block_at(self, k: int) -> SampleBlock:
         """Block ``k`` (from 0), without waiting: pure access for tests and backfill."""

@@ -30,7 +30,7 @@ from ambulink.ambulance_client.media import MediaChoice, open_tracks
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.vitals import VitalsSimulator
 from ambulink.errors import AmbulinkError, ProtocolError
-from ambulink.protocol.ecg_frame import encode_ecg_frame, frames_from_samples
+from ambulink.protocol.ecg_frame import encode_ecg_frame
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -204,23 +204,14 @@ class AmbulanceClient:
             delay = t0 + (k - k0) * block_s / src.speed - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            block = src.block_at(k)
-            (frame,) = frames_from_samples(
-                block.samples,
-                stream_id=stream,
-                fs=src.fs,
-                gain=src.gain,
-                first_sample=block.first_sample,
-                first_seq=k,
-                frame_samples=block.n_samples,
-            )
+            frame = src.frame_at(k, stream)
             data = encode_ecg_frame(frame)
             await self._on_disk(self.buffer.put, stream, k, data)
             self._live.put_nowait((k, data))
             self.status.frames_made += 1
             self._new_frames.set()
             k += 1
-            t_s = block.first_sample / src.fs
+            t_s = frame.first_sample / src.fs
             if self.vitals is not None and t_s >= next_vitals:
                 next_vitals = t_s + self.settings.vitals_every_s
                 self._send_json(self._vitals_message(t_s))

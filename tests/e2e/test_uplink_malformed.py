@@ -8,6 +8,8 @@ import asyncio
 import struct
 import time
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -16,8 +18,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.data import record_path
-from ambulink.hub.uplink import FLOOD_LIMIT
-from ambulink.protocol.ecg_frame import encode_ecg_frame, frames_from_samples
+from ambulink.hub.uplink import FLOOD_LIMIT, UplinkSession
+from ambulink.protocol.ecg_frame import encode_ecg_frame
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -27,7 +29,7 @@ from ambulink.protocol.messages import (
     decode_message,
     encode_message,
 )
-from tests.e2e.conftest import HubFactory, within
+from tests.e2e.conftest import HubFactory, RunningHub, within
 
 UNIT = "amb-5"
 OVERSIZE = 70_000  # > the 64 KiB limit, < the data channel's 256 KiB max-message-size
@@ -80,19 +82,41 @@ def with_crc(data: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+@asynccontextmanager
+async def raw_uplink(
+    hub_factory: HubFactory, source: RecordReplay
+) -> AsyncIterator[tuple[RunningHub, RawUplink, UplinkSession, str]]:
+    """A hub, a case, and a raw uplink that has announced stream 1 of ``source``."""
+    async with hub_factory() as hub, httpx.AsyncClient(base_url=hub.url, timeout=10.0) as http:
+        token = hub.crew_token(UNIT)()
+        response = await http.post(
+            "/api/cases", json={"unit_id": UNIT}, headers={"Authorization": f"Bearer {token}"}
+        )
+        response.raise_for_status()
+        case_id = response.json()["case_id"]
+        uplink = RawUplink()
+        try:
+            await uplink.connect(http, token)
+            (session,) = [s for s in hub.hub.uplinks if s.channel is not None]
+            opened = StreamOpen(
+                case_id=case_id,
+                unit_id=UNIT,
+                stream_id=1,
+                fs=source.fs,
+                leads=source.leads,
+                gain=source.gain,
+                started_at=time.time(),
+            )
+            uplink.channel.send(encode_message(opened))
+            yield hub, uplink, session, case_id
+        finally:
+            await uplink.pc.close()
+
+
 async def malformed_scenario(hub_factory: HubFactory) -> None:
     source = RecordReplay(record_path("mitdb/100"), block_ms=40.0)
     block = source.block_at(0)
-    (frame,) = frames_from_samples(
-        block.samples,
-        stream_id=1,
-        fs=source.fs,
-        gain=source.gain,
-        first_sample=0,
-        first_seq=0,
-        frame_samples=block.n_samples,
-    )
-    good = encode_ecg_frame(frame)
+    good = encode_ecg_frame(source.frame_at(0, 1))
     bad_crc = good[:-1] + bytes([good[-1] ^ 0xFF])
     bad_version = with_crc(good[:2] + bytes([9]) + good[3:])
     bad_inputs: list[tuple[str | bytes, str, str]] = [  # (data, error code, words in message)
@@ -107,49 +131,27 @@ async def malformed_scenario(hub_factory: HubFactory) -> None:
             "limit",
         ),
     ]
-    async with hub_factory() as hub, httpx.AsyncClient(base_url=hub.url, timeout=10.0) as http:
-        token = hub.crew_token(UNIT)()
-        response = await http.post(
-            "/api/cases", json={"unit_id": UNIT}, headers={"Authorization": f"Bearer {token}"}
-        )
-        response.raise_for_status()
-        case_id = response.json()["case_id"]
-        uplink = RawUplink()
-        try:
-            await uplink.connect(http, token)
-            (session,) = [s for s in hub.hub.uplinks if s.channel is not None]
-            opened = StreamOpen(
-                case_id=case_id,
-                unit_id=UNIT,
-                stream_id=1,
-                fs=source.fs,
-                leads=source.leads,
-                gain=source.gain,
-                started_at=time.time(),
-            )
-            uplink.channel.send(encode_message(opened))
-            assert await uplink.next(Ack) == Ack(case_id=case_id, stream_id=1, seq=-1)
+    async with raw_uplink(hub_factory, source) as (hub, uplink, session, case_id):
+        assert await uplink.next(Ack) == Ack(case_id=case_id, stream_id=1, seq=-1)
 
-            for data, code, words in bad_inputs:
-                uplink.channel.send(data)
-                error = await uplink.next(ErrorMessage)
-                assert isinstance(error, ErrorMessage)
-                assert (error.code, words in error.message) == (code, True), error
-            # A well-formed message the hub does not take from a tablet.
-            uplink.channel.send(encode_message(Ack(case_id=case_id, stream_id=1, seq=5)))
+        for data, code, words in bad_inputs:
+            uplink.channel.send(data)
             error = await uplink.next(ErrorMessage)
-            assert isinstance(error, ErrorMessage) and error.code == "unexpected"
-            assert (session.counters.bad_frames, session.counters.bad_messages) == (3, 3)
+            assert isinstance(error, ErrorMessage)
+            assert (error.code, words in error.message) == (code, True), error
+        # A well-formed message the hub does not take from a tablet.
+        uplink.channel.send(encode_message(Ack(case_id=case_id, stream_id=1, seq=5)))
+        error = await uplink.next(ErrorMessage)
+        assert isinstance(error, ErrorMessage) and error.code == "unexpected"
+        assert (session.counters.bad_frames, session.counters.bad_messages) == (3, 3)
 
-            # The session still works: a valid frame is stored and acked.
-            uplink.channel.send(good)
-            assert await uplink.next(Ack) == Ack(case_id=case_id, stream_id=1, seq=0)
-            stored = await hub.hub.store.read_samples(case_id, 1)
-            assert stored.gaps == [] and stored.first_sample == 0
-            np.testing.assert_array_equal(stored.samples, block.samples)
-            assert not session.closed.is_set()
-        finally:
-            await uplink.pc.close()
+        # The session still works: a valid frame is stored and acked.
+        uplink.channel.send(good)
+        assert await uplink.next(Ack) == Ack(case_id=case_id, stream_id=1, seq=0)
+        stored = await hub.hub.store.read_samples(case_id, 1)
+        assert stored.gaps == [] and stored.first_sample == 0
+        np.testing.assert_array_equal(stored.samples, block.samples)
+        assert not session.closed.is_set()
 
 
 def test_malformed_input_gets_errors_and_the_session_goes_on(
@@ -160,59 +162,26 @@ def test_malformed_input_gets_errors_and_the_session_goes_on(
 
 async def rerequest_and_flood_scenario(hub_factory: HubFactory) -> None:
     source = RecordReplay(record_path("mitdb/100"), block_ms=40.0)
-    frames = [
-        frames_from_samples(
-            source.block_at(k).samples,
-            stream_id=1,
-            fs=source.fs,
-            gain=source.gain,
-            first_sample=source.block_at(k).first_sample,
-            first_seq=k,
-            frame_samples=source.block_at(k).n_samples,
-        )[0]
-        for k in range(3)
-    ]
+    frames = [source.frame_at(k, 1) for k in range(3)]
     good = [encode_ecg_frame(f) for f in frames]
-    async with hub_factory() as hub, httpx.AsyncClient(base_url=hub.url, timeout=10.0) as http:
-        token = hub.crew_token(UNIT)()
-        response = await http.post(
-            "/api/cases", json={"unit_id": UNIT}, headers={"Authorization": f"Bearer {token}"}
-        )
-        response.raise_for_status()
-        case_id = response.json()["case_id"]
-        uplink = RawUplink()
-        try:
-            await uplink.connect(http, token)
-            (session,) = [s for s in hub.hub.uplinks if s.channel is not None]
-            opened = StreamOpen(
-                case_id=case_id,
-                unit_id=UNIT,
-                stream_id=1,
-                fs=source.fs,
-                leads=source.leads,
-                gain=source.gain,
-                started_at=time.time(),
-            )
-            uplink.channel.send(encode_message(opened))
-            await uplink.next(Ack)
-            # Frame 1 is damaged on the way: the hub asks for it again once it sees frame 2.
-            uplink.channel.send(good[0])
-            uplink.channel.send(good[1][:-1] + bytes([good[1][-1] ^ 0xFF]))
-            uplink.channel.send(good[2])
-            missing = await uplink.next_missing()
-            assert (missing.stream_id, missing.ranges) == (1, [(1, 1)])
-            uplink.channel.send(good[1])
-            while (ack := await uplink.next(Ack, skip=("heartbeat", "error", "missing"))).seq < 2:
-                pass
-            assert isinstance(ack, Ack) and ack.seq == 2
-            # A flood of malformed input ends this connection; the hub goes on.
-            for _ in range(FLOOD_LIMIT + 1):
-                uplink.channel.send(b"junk")
-            await within(5, "the flooding uplink closed", session.closed.wait())
-            stored = await hub.hub.store.read_samples(case_id, 1)
-            assert stored.gaps == [] and len(stored.samples) == sum(f.n_samples for f in frames)
-        finally:
-            await uplink.pc.close()
+    async with raw_uplink(hub_factory, source) as (hub, uplink, session, case_id):
+        await uplink.next(Ack)
+        # Frame 1 is damaged on the way: the hub asks for it again once it sees frame 2.
+        uplink.channel.send(good[0])
+        uplink.channel.send(good[1][:-1] + bytes([good[1][-1] ^ 0xFF]))
+        uplink.channel.send(good[2])
+        missing = await uplink.next_missing()
+        assert (missing.stream_id, missing.ranges) == (1, [(1, 1)])
+        uplink.channel.send(good[1])
+        while (ack := await uplink.next(Ack, skip=("heartbeat", "error", "missing"))).seq < 2:
+            pass
+        assert isinstance(ack, Ack) and ack.seq == 2
+        # A flood of malformed input ends this connection; the hub goes on.
+        for _ in range(FLOOD_LIMIT + 1):
+            uplink.channel.send(b"junk")
+        await within(5, "the flooding uplink closed", session.closed.wait())
+        stored = await hub.hub.store.read_samples(case_id, 1)
+        assert stored.gaps == [] and len(stored.samples) == sum(f.n_samples for f in frames)
 
 
 def test_a_damaged_frame_is_requested_again_and_a_flood_is_cut_off(
