@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ambulink.errors import AmbulinkError
+from ambulink.hub.alarm_service import AlarmService
 from ambulink.hub.bus import Bus, open_bus
 from ambulink.hub.http_errors import error_response
 from ambulink.hub.ingest import Ingest
@@ -44,6 +45,7 @@ class Hub:
     store: CaseStore
     bus: Bus
     ingest: Ingest
+    alarms: AlarmService
     uplinks: set[UplinkSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -108,12 +110,17 @@ def create_app(settings: HubSettings) -> FastAPI:
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
             )
             ingest = await stack.enter_async_context(Ingest(store, bus, analysis).running())
+            alarms = await stack.enter_async_context(
+                AlarmService(bus, settings.data_dir / "alarms.sqlite3").running()
+            )
+            ingest.listeners.append(alarms.on_event)
             hub = Hub(
                 settings,
                 TokenIssuer(settings.token_secret, settings.token_ttl_s),
                 store,
                 bus,
                 ingest,
+                alarms,
             )
             try:
                 yield {"hub": hub}

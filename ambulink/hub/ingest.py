@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -116,6 +116,7 @@ class Ingest:
         self._clock = clock
         self._streams: dict[tuple[str, int], StreamState] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self.listeners: list[Callable[[str, dict[str, object]], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Ingest]:
@@ -195,8 +196,11 @@ class Ingest:
         await self._bus.append(vitals_topic(vitals.case_id), {"json": text}, maxlen=1000)
 
     async def publish_event(self, case_id: str, data: dict[str, object]) -> None:
-        """Publish a hub event (analysis or technical, e.g. no signal) to the case's viewers."""
+        """Publish a hub event (analysis or technical, e.g. no signal) to the case's viewers and
+        to the listeners (the alarm service)."""
         await self._bus.append(events_topic(case_id), {"json": json.dumps(data)}, maxlen=10_000)
+        for listener in self.listeners:
+            await listener(case_id, data)
 
     async def _analyse(self, state: StreamState) -> None:
         fs = float(state.opened.fs)

@@ -348,5 +348,11 @@ class UplinkSession:
                             "at": time.time(),
                         },
                     )
-            elif silent is None:
+            elif silent is None and self._no_signal:
                 self._no_signal = False
+                self.log.info("the unit's heartbeats are back")
+                if self.case_id is not None:
+                    await self.ingest.publish_event(
+                        self.case_id,
+                        {"kind": "signal_restored", "unit_id": self.grant.unit, "at": time.time()},
+                    )

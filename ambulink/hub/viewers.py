@@ -13,11 +13,13 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 
-from ambulink.errors import AmbulinkError
+from ambulink.errors import AmbulinkError, ProtocolError
+from ambulink.hub.alarm_service import HUB_TOPIC, alarms_topic
 from ambulink.hub.ingest import ecg_topic, events_topic, vitals_topic
 from ambulink.hub.tokens import InvalidToken
 from ambulink.protocol.ecg_frame import decode_ecg_frame
@@ -55,13 +57,21 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
             pass
         return
     await websocket.send_json({"type": "ready", "case_id": case_id})
+    # The current alarms once each (a reconnecting member gets no duplicate banners), then
+    # every change from now on.
+    for alarm in hub.alarms.active(case_id):
+        await websocket.send_json({"type": "alarm", "effect": "state", "alarm": alarm})
     cursors = {
         ecg_topic(case_id): _now_id(),
         vitals_topic(case_id): "0",
         events_topic(case_id): "0",
+        alarms_topic(case_id): _now_id(),
+        HUB_TOPIC: _now_id(),
     }
+    member = f"{grant.role}:{grant.sub}"
+    receiving = asyncio.create_task(_receive(websocket, hub, member, grant.role))
     try:
-        while True:
+        while not receiving.done():
             sent = False
             for topic in list(cursors):
                 entries = await hub.bus.read(topic, after=cursors[topic], count=500)
@@ -76,15 +86,55 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
                         await websocket.send_json(
                             {"type": "vitals", "data": json.loads(fields["json"])}
                         )
-                else:
+                elif topic == events_topic(case_id):
                     for _, fields in entries:
                         await websocket.send_json(
                             {"type": "event", "data": json.loads(fields["json"])}
                         )
+                else:
+                    for _, fields in entries:
+                        await websocket.send_text(fields["json"].decode())
             if not sent:
                 await asyncio.sleep(BATCH_MS / 1000)
     except WebSocketDisconnect:
         return
+    finally:
+        receiving.cancel()
+
+
+async def _receive(websocket: WebSocket, hub: Any, member: str, role: str) -> None:
+    """A member's receipts, acknowledgements and audio pauses; bad messages get an error."""
+    while True:
+        try:
+            message = json.loads(await websocket.receive_text())
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        except ValueError:
+            await websocket.send_json({"type": "error", "code": "bad_json", "message": "not JSON"})
+            continue
+        try:
+            kind = message.get("type") if isinstance(message, dict) else None
+            alarm_id = str(message.get("alarm_id", "")) if isinstance(message, dict) else ""
+            match kind:
+                case "receipt":
+                    await hub.alarms.receipt(alarm_id, member, _alarm_role(role))
+                case "alarm_ack":
+                    await hub.alarms.acknowledge(alarm_id, member, _alarm_role(role))
+                case "audio_pause":
+                    seconds = float(message.get("seconds", 120))
+                    await hub.alarms.pause_audio(alarm_id, member, _alarm_role(role), seconds)
+                case _:
+                    raise ProtocolError(
+                        f"unknown message type {kind!r}; expected receipt, alarm_ack, audio_pause"
+                    )
+        except (AmbulinkError, ValueError, TypeError) as exc:
+            code = getattr(exc, "code", "bad_message")
+            await websocket.send_json({"type": "error", "code": code, "message": str(exc)})
+
+
+def _alarm_role(role: str) -> str:
+    """Token roles map onto alarm roles: admins act as specialists."""
+    return "specialist" if role == "admin" else role
 
 
 def _waveform(entries: list[tuple[str, dict[str, bytes]]]) -> dict[str, object]:

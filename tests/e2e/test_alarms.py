@@ -1,0 +1,115 @@
+"""A real VF episode, streamed by the real client, becomes one alarm at all 8 room members."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from ambulink.ambulance_client.source import RecordReplay
+from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
+from ambulink.data import record_path
+from tests.conftest import bundled
+from tests.e2e.conftest import HubFactory, RunningHub, poll_until, within
+
+UNIT = "amb-4"
+MEMBERS = 8
+LEAD_IN_S = 20.0  # stream this much normal rhythm before the annotated flutter
+SPEED = 2.0
+
+
+class Member:
+    """One member's WebSocket: every alarm message it was sent, by alarm id."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.alarms: dict[str, list[dict[str, Any]]] = {}
+        self.socket: Any = None
+
+    async def run(self, hub: RunningHub, case_id: str, ready: asyncio.Event) -> None:
+        url = hub.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
+        token = hub.issuer.mint(self.name, "specialist")
+        async with websockets.connect(url) as socket:
+            self.socket = socket
+            await socket.send(json.dumps({"type": "auth", "token": token}))
+            async for raw in socket:
+                message = json.loads(raw)
+                if message["type"] == "ready":
+                    ready.set()
+                elif message["type"] == "alarm":
+                    alarm = message["alarm"]
+                    self.alarms.setdefault(alarm["alarm_id"], []).append(alarm)
+                    await socket.send(
+                        json.dumps({"type": "receipt", "alarm_id": alarm["alarm_id"]})
+                    )
+
+    def latest(self, kind: str) -> dict[str, Any] | None:
+        states = [s[-1] for s in self.alarms.values() if s[-1]["kind"] == kind]
+        return states[-1] if states else None
+
+
+async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[float, list[Any]]:
+    record = bundled("vfdb/418")
+    onset = min(e.start for e in record.reference().episodes if e.label == "VF")
+    start_s = onset / record.fs - LEAD_IN_S
+    async with hub_factory() as hub:
+        client = AmbulanceClient(
+            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
+            RecordReplay(record_path("vfdb/418"), block_ms=40.0, speed=SPEED, start_s=start_s),
+            hub.crew_token(UNIT),
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(client.run(until=stop))
+        members = [Member(f"doctor-{i}") for i in range(MEMBERS)]
+        try:
+            await poll_until(lambda: client.case_id is not None, 10, "a case")
+            assert client.case_id is not None
+            readies = [asyncio.Event() for _ in members]
+            tasks = [
+                asyncio.create_task(m.run(hub, client.case_id, r))
+                for m, r in zip(members, readies, strict=True)
+            ]
+            await within(10, "members connected", asyncio.gather(*(r.wait() for r in readies)))
+            # The flutter starts LEAD_IN_S of stream time in; wait for every member's VF alarm.
+            await poll_until(
+                lambda: all(m.latest("vf") is not None for m in members),
+                (LEAD_IN_S + 15.0) / SPEED + 15.0,
+                "a VF alarm at every member",
+            )
+            first = [m.latest("vf") for m in members]
+            assert len({a["alarm_id"] for a in first if a}) == 1
+            vf = first[0]
+            assert vf is not None and vf["priority"] == "high"
+            # Stream time from the annotated onset to the analysis deciding VF (the alarm).
+            delay_s = vf["evidence"]["decided_at"] / record.fs - LEAD_IN_S
+            # One member acknowledges; every member then holds the acknowledged state.
+            await members[3].socket.send(
+                json.dumps({"type": "alarm_ack", "alarm_id": vf["alarm_id"]})
+            )
+            await poll_until(
+                lambda: all((a := m.latest("vf")) is not None and a["acks"] for m in members),
+                10,
+                "the acknowledgement at every member",
+            )
+            acked = [m.latest("vf") for m in members]
+            for t in tasks:
+                t.cancel()
+            return delay_s, acked
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 15)
+
+
+def test_a_vf_alarm_reaches_all_members_and_one_ack_reaches_all(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    delay_s, acked = asyncio.run(alarm_scenario(hub_factory, tmp_path / "tablet"))
+    # Decided at most 10 s after the annotated onset (418's lead-in is a fast wide-complex
+    # rhythm that VF detection may already catch a few seconds early).
+    assert -LEAD_IN_S < delay_s <= 10.0, f"VF alarm {delay_s:.1f} s after the annotated onset"
+    assert len({(a["alarm_id"], a["counter"]) for a in acked}) == 1  # same state everywhere
+    (ack,) = acked[0]["acks"]  # [member_id, role, at]
+    assert ack[:2] == ["specialist:doctor-3", "specialist"]
