@@ -31,7 +31,7 @@ from ambulink.hub.alarms import (
     Publish,
     Redeliver,
 )
-from ambulink.hub.alarms.model import Alarm, alarm_to_json, check_role
+from ambulink.hub.alarms.model import Alarm, AlarmRejected, alarm_to_json, check_role
 from ambulink.hub.bus import Bus
 
 logger = logging.getLogger(__name__)
@@ -169,6 +169,10 @@ class AlarmService:
 
     async def acknowledge(self, alarm_id: str, member_id: str, role: str) -> None:
         async with self._lock:
+            alarm = self.ledger.get(alarm_id)  # UnknownAlarm for an id it never raised
+            if alarm.acknowledged:
+                by = alarm.acks[0].member_id
+                raise AlarmRejected(f"alarm {alarm_id} was already acknowledged by {by}")
             await self._apply(
                 self.ledger.acknowledge(alarm_id, member_id, check_role(role), now=self._clock())
             )

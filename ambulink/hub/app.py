@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from ambulink.errors import AmbulinkError
 from ambulink.hub.alarm_service import AlarmService
+from ambulink.hub.audit import AuditLog
 from ambulink.hub.bus import Bus, open_bus
 from ambulink.hub.http_errors import error_response
 from ambulink.hub.ingest import Ingest
@@ -46,6 +47,7 @@ class Hub:
     bus: Bus
     ingest: Ingest
     alarms: AlarmService
+    audit: AuditLog
     uplinks: set[UplinkSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -114,6 +116,8 @@ def create_app(settings: HubSettings) -> FastAPI:
                 AlarmService(bus, settings.data_dir / "alarms.sqlite3").running()
             )
             ingest.listeners.append(alarms.on_event)
+            audit = await AuditLog(settings.data_dir / "audit.sqlite3").open()
+            stack.push_async_callback(audit.close)
             hub = Hub(
                 settings,
                 TokenIssuer(settings.token_secret, settings.token_ttl_s),
@@ -121,6 +125,7 @@ def create_app(settings: HubSettings) -> FastAPI:
                 bus,
                 ingest,
                 alarms,
+                audit,
             )
             try:
                 yield {"hub": hub}

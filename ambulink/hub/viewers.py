@@ -47,7 +47,11 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
         if not isinstance(first, dict) or first.get("type") != "auth":
             raise InvalidToken('the first message must be {"type": "auth", "token": ...}')
         grant = hub.tokens.verify(first.get("token"))
-        grant.require("crew", "specialist", "dispatch")
+        try:
+            grant.require("crew", "specialist", "dispatch")
+        except AmbulinkError:
+            await hub.audit.append(f"{grant.role}:{grant.sub}", "denied", case_id, "forbidden")
+            raise
     except (TimeoutError, ValueError, AmbulinkError, WebSocketDisconnect) as exc:
         code = getattr(exc, "code", "invalid_token")
         try:
@@ -56,6 +60,7 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
         except (RuntimeError, WebSocketDisconnect):
             pass
         return
+    await hub.audit.append(f"{grant.role}:{grant.sub}", "view", case_id)
     await websocket.send_json({"type": "ready", "case_id": case_id})
     # The current alarms once each (a reconnecting member gets no duplicate banners), then
     # every change from now on.
@@ -103,7 +108,8 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
 
 
 async def _receive(websocket: WebSocket, hub: Any, member: str, role: str) -> None:
-    """A member's receipts, acknowledgements and audio pauses; bad messages get an error."""
+    """A member's receipts, acknowledgements and audio pauses; bad messages get an error.
+    Acknowledgements and pauses, done or refused, go to the audit log."""
     while True:
         try:
             message = json.loads(await websocket.receive_text())
@@ -112,23 +118,29 @@ async def _receive(websocket: WebSocket, hub: Any, member: str, role: str) -> No
         except ValueError:
             await websocket.send_json({"type": "error", "code": "bad_json", "message": "not JSON"})
             continue
+        kind = message.get("type") if isinstance(message, dict) else None
+        alarm_id = str(message.get("alarm_id", "")) if isinstance(message, dict) else ""
         try:
-            kind = message.get("type") if isinstance(message, dict) else None
-            alarm_id = str(message.get("alarm_id", "")) if isinstance(message, dict) else ""
             match kind:
                 case "receipt":
                     await hub.alarms.receipt(alarm_id, member, _alarm_role(role))
                 case "alarm_ack":
                     await hub.alarms.acknowledge(alarm_id, member, _alarm_role(role))
+                    await hub.audit.append(member, "ack", alarm_id)
                 case "audio_pause":
                     seconds = float(message.get("seconds", 120))
                     await hub.alarms.pause_audio(alarm_id, member, _alarm_role(role), seconds)
+                    await hub.audit.append(member, "pause", alarm_id)
                 case _:
                     raise ProtocolError(
                         f"unknown message type {kind!r}; expected receipt, alarm_ack, audio_pause"
                     )
         except (AmbulinkError, ValueError, TypeError) as exc:
             code = getattr(exc, "code", "bad_message")
+            if kind in ("alarm_ack", "audio_pause"):
+                await hub.audit.append(
+                    member, "ack" if kind == "alarm_ack" else "pause", alarm_id, code
+                )
             await websocket.send_json({"type": "error", "code": code, "message": str(exc)})
 
 

@@ -27,6 +27,7 @@ class Member:
     def __init__(self, name: str) -> None:
         self.name = name
         self.alarms: dict[str, list[dict[str, Any]]] = {}
+        self.errors: list[dict[str, Any]] = []
         self.socket: Any = None
 
     async def run(self, hub: RunningHub, case_id: str, ready: asyncio.Event) -> None:
@@ -39,6 +40,8 @@ class Member:
                 message = json.loads(raw)
                 if message["type"] == "ready":
                     ready.set()
+                elif message["type"] == "error":
+                    self.errors.append(message)
                 elif message["type"] == "alarm":
                     alarm = message["alarm"]
                     self.alarms.setdefault(alarm["alarm_id"], []).append(alarm)
@@ -95,6 +98,22 @@ async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[flo
                 "the acknowledgement at every member",
             )
             acked = [m.latest("vf") for m in members]
+            # A second ack and an ack of an unknown alarm: a clear error, the state unchanged.
+            members[5].errors.clear()
+            await members[5].socket.send(
+                json.dumps({"type": "alarm_ack", "alarm_id": vf["alarm_id"]})
+            )
+            await members[5].socket.send(json.dumps({"type": "alarm_ack", "alarm_id": "f" * 32}))
+            await poll_until(lambda: len(members[5].errors) >= 2, 10, "two errors")
+            codes = sorted(e["code"] for e in members[5].errors)
+            assert codes == ["alarm_rejected", "unknown_alarm"], members[5].errors
+            assert "already acknowledged by specialist:doctor-3" in str(members[5].errors)
+            assert hub.hub.alarms.ledger.get(vf["alarm_id"]).counter == acked[0]["counter"]
+            audit = [(r.actor, r.action, r.outcome) for r in await hub.hub.audit.records()]
+            assert ("specialist:doctor-3", "ack", "ok") in audit
+            assert ("specialist:doctor-5", "ack", "alarm_rejected") in audit
+            assert ("specialist:doctor-5", "ack", "unknown_alarm") in audit
+            assert await hub.hub.audit.verify() == len(audit)
             for t in tasks:
                 t.cancel()
             return delay_s, acked
