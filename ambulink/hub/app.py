@@ -29,7 +29,7 @@ from ambulink.hub.settings import HubSettings
 from ambulink.hub.store import CaseStore
 from ambulink.hub.tokens import Grant, InvalidToken, TokenIssuer
 from ambulink.hub.uplink import UplinkSession
-from ambulink.hub.viewers import viewer_socket
+from ambulink.hub.viewers import dispatch_socket, viewer_socket
 from ambulink.rtc import restrict_ice_hosts
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         return {"sdp": answer.sdp, "type": answer.type}
 
     app.add_api_websocket_route("/ws/cases/{case_id}", viewer_socket)
+    app.add_api_websocket_route("/ws/dispatch", dispatch_socket)
 
     @app.get("/viewer")
     async def viewer_page() -> FileResponse:

@@ -19,9 +19,9 @@ import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 
 from ambulink.errors import AmbulinkError, ProtocolError
-from ambulink.hub.alarm_service import HUB_TOPIC, alarms_topic
+from ambulink.hub.alarm_service import DISPATCH_TOPIC, HUB_TOPIC, alarms_topic
 from ambulink.hub.ingest import ecg_topic, events_topic, vitals_topic
-from ambulink.hub.tokens import InvalidToken
+from ambulink.hub.tokens import Grant, InvalidToken
 from ambulink.protocol.ecg_frame import decode_ecg_frame
 
 logger = logging.getLogger(__name__)
@@ -34,23 +34,25 @@ def _now_id() -> str:
     return f"{int(time.time() * 1000)}-0"
 
 
-async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
-    hub = websocket.state.hub
+async def _authenticate(
+    websocket: WebSocket, hub: Any, target: str, roles: tuple[str, ...]
+) -> Grant | None:
+    """Origin check, accept, then the token as the first message; None (closed) when refused."""
     origin = websocket.headers.get("origin")
     if origin is not None and origin not in hub.settings.allowed_origins:
         await websocket.close(code=1008, reason="origin not allowed")
-        return
+        return None
     await websocket.accept()
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             first = json.loads(await websocket.receive_text())
         if not isinstance(first, dict) or first.get("type") != "auth":
             raise InvalidToken('the first message must be {"type": "auth", "token": ...}')
-        grant = hub.tokens.verify(first.get("token"))
+        grant: Grant = hub.tokens.verify(first.get("token"))
         try:
-            grant.require("crew", "specialist", "dispatch")
+            grant.require(*roles)  # type: ignore[arg-type]
         except AmbulinkError:
-            await hub.audit.append(f"{grant.role}:{grant.sub}", "denied", case_id, "forbidden")
+            await hub.audit.append(f"{grant.role}:{grant.sub}", "denied", target, "forbidden")
             raise
     except (TimeoutError, ValueError, AmbulinkError, WebSocketDisconnect) as exc:
         code = getattr(exc, "code", "invalid_token")
@@ -59,13 +61,18 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
             await websocket.close(code=1008)
         except (RuntimeError, WebSocketDisconnect):
             pass
+        return None
+    await hub.audit.append(f"{grant.role}:{grant.sub}", "view", target)
+    return grant
+
+
+async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
+    """A case's member: waveform, vitals, events and alarms; receipts and acks back."""
+    hub = websocket.state.hub
+    grant = await _authenticate(websocket, hub, case_id, ("crew", "specialist", "dispatch"))
+    if grant is None:
         return
-    await hub.audit.append(f"{grant.role}:{grant.sub}", "view", case_id)
     await websocket.send_json({"type": "ready", "case_id": case_id})
-    # The current alarms once each (a reconnecting member gets no duplicate banners), then
-    # every change from now on.
-    for alarm in hub.alarms.active(case_id):
-        await websocket.send_json({"type": "alarm", "effect": "state", "alarm": alarm})
     cursors = {
         ecg_topic(case_id): _now_id(),
         vitals_topic(case_id): "0",
@@ -73,6 +80,32 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
         alarms_topic(case_id): _now_id(),
         HUB_TOPIC: _now_id(),
     }
+    await _serve(websocket, hub, grant, cursors, hub.alarms.active(case_id), case_id)
+
+
+async def dispatch_socket(websocket: WebSocket) -> None:
+    """Dispatch: every case's alarms (and the hub's own), with acknowledgement."""
+    hub = websocket.state.hub
+    grant = await _authenticate(websocket, hub, "fleet", ("dispatch",))
+    if grant is None:
+        return
+    await websocket.send_json({"type": "ready", "scope": "fleet"})
+    cursors = {DISPATCH_TOPIC: _now_id()}
+    await _serve(websocket, hub, grant, cursors, hub.alarms.active(None), None)
+
+
+async def _serve(
+    websocket: WebSocket,
+    hub: Any,
+    grant: Grant,
+    cursors: dict[str, str],
+    current_alarms: list[dict[str, object]],
+    case_id: str | None,
+) -> None:
+    # The current alarms once each (a reconnecting member gets no duplicate banners), then
+    # every change from now on.
+    for alarm in current_alarms:
+        await websocket.send_json({"type": "alarm", "effect": "state", "alarm": alarm})
     member = f"{grant.role}:{grant.sub}"
     receiving = asyncio.create_task(_receive(websocket, hub, member, grant.role))
     try:
@@ -84,14 +117,14 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
                     continue
                 cursors[topic] = entries[-1][0]
                 sent = True
-                if topic == ecg_topic(case_id):
+                if case_id is not None and topic == ecg_topic(case_id):
                     await websocket.send_json(_waveform(entries))
-                elif topic == vitals_topic(case_id):
+                elif case_id is not None and topic == vitals_topic(case_id):
                     for _, fields in entries:
                         await websocket.send_json(
                             {"type": "vitals", "data": json.loads(fields["json"])}
                         )
-                elif topic == events_topic(case_id):
+                elif case_id is not None and topic == events_topic(case_id):
                     for _, fields in entries:
                         await websocket.send_json(
                             {"type": "event", "data": json.loads(fields["json"])}

@@ -24,15 +24,17 @@ SPEED = 2.0
 class Member:
     """One member's WebSocket: every alarm message it was sent, by alarm id."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, role: str = "specialist", path: str | None = None) -> None:
         self.name = name
+        self.role = role
+        self.path = path
         self.alarms: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
         self.socket: Any = None
 
     async def run(self, hub: RunningHub, case_id: str, ready: asyncio.Event) -> None:
-        url = hub.url.replace("http://", "ws://") + f"/ws/cases/{case_id}"
-        token = hub.issuer.mint(self.name, "specialist")
+        url = hub.url.replace("http://", "ws://") + (self.path or f"/ws/cases/{case_id}")
+        token = hub.issuer.mint(self.name, self.role)
         async with websockets.connect(url) as socket:
             self.socket = socket
             await socket.send(json.dumps({"type": "auth", "token": token}))
@@ -67,22 +69,24 @@ async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[flo
         stop = asyncio.Event()
         running = asyncio.create_task(client.run(until=stop))
         members = [Member(f"doctor-{i}") for i in range(MEMBERS)]
+        dispatcher = Member("dispatcher-1", "dispatch", "/ws/dispatch")
         try:
             await poll_until(lambda: client.case_id is not None, 10, "a case")
             assert client.case_id is not None
-            readies = [asyncio.Event() for _ in members]
+            everyone = [*members, dispatcher]
+            readies = [asyncio.Event() for _ in everyone]
             tasks = [
                 asyncio.create_task(m.run(hub, client.case_id, r))
-                for m, r in zip(members, readies, strict=True)
+                for m, r in zip(everyone, readies, strict=True)
             ]
             await within(10, "members connected", asyncio.gather(*(r.wait() for r in readies)))
             # The flutter starts LEAD_IN_S of stream time in; wait for every member's VF alarm.
             await poll_until(
-                lambda: all(m.latest("vf") is not None for m in members),
+                lambda: all(m.latest("vf") is not None for m in everyone),
                 (LEAD_IN_S + 15.0) / SPEED + 15.0,
                 "a VF alarm at every member",
             )
-            first = [m.latest("vf") for m in members]
+            first = [m.latest("vf") for m in everyone]
             assert len({a["alarm_id"] for a in first if a}) == 1
             vf = first[0]
             assert vf is not None and vf["priority"] == "high"
@@ -93,11 +97,11 @@ async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[flo
                 json.dumps({"type": "alarm_ack", "alarm_id": vf["alarm_id"]})
             )
             await poll_until(
-                lambda: all((a := m.latest("vf")) is not None and a["acks"] for m in members),
+                lambda: all((a := m.latest("vf")) is not None and a["acks"] for m in everyone),
                 10,
                 "the acknowledgement at every member",
             )
-            acked = [m.latest("vf") for m in members]
+            acked = [m.latest("vf") for m in everyone]
             # A second ack and an ack of an unknown alarm: a clear error, the state unchanged.
             members[5].errors.clear()
             await members[5].socket.send(
