@@ -136,3 +136,57 @@ def test_a_vf_alarm_reaches_all_members_and_one_ack_reaches_all(
     assert len({(a["alarm_id"], a["counter"]) for a in acked}) == 1  # same state everywhere
     (ack,) = acked[0]["acks"]  # [member_id, role, at]
     assert ack[:2] == ["specialist:doctor-3", "specialist"]
+
+
+async def delayed_alarm_scenario(
+    hub_factory: HubFactory, buffer_dir: Path
+) -> tuple[dict[str, Any], float, float]:
+    """The link drops 5 s before a real flutter episode and stays down for 30 s of stream."""
+    record = bundled("vfdb/418")
+    onset = min(e.start for e in record.reference().episodes if e.label == "VF")
+    start_s = onset / record.fs - LEAD_IN_S
+    async with hub_factory() as hub:
+        client = AmbulanceClient(
+            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
+            RecordReplay(record_path("vfdb/418"), block_ms=40.0, speed=SPEED, start_s=start_s),
+            hub.crew_token(UNIT),
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(client.run(until=stop))
+        try:
+            blocks_per_s = record.fs / (client.source.block_ms * record.fs / 1000)
+            down_at = int((LEAD_IN_S - 5.0) * blocks_per_s)
+            await poll_until(lambda: client.status.acked_seq >= down_at, 30, "the lead-in stored")
+            hub.network.blackout(True)
+            up_at = down_at + int(30.0 * blocks_per_s)
+            await poll_until(
+                lambda: client.status.frames_made >= up_at, 30.0 / SPEED + 10, "30 s made"
+            )
+            hub.network.blackout(False)
+            assert client.case_id is not None
+            case_id = client.case_id
+            await poll_until(
+                lambda: any(a.kind.value == "vf" for a in hub.hub.alarms.ledger.active(case_id)),
+                30,
+                "the VF alarm after backfill",
+            )
+            (vf,) = [a for a in hub.hub.alarms.ledger.active(case_id) if a.kind.value == "vf"]
+            true_onset_at = client.started_at + onset / record.fs - start_s
+            return (
+                {"delayed": vf.delayed, "onset_at": vf.onset_at},
+                true_onset_at,
+                client.started_at,
+            )
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 15)
+
+
+def test_an_alarm_inside_an_outage_is_raised_after_backfill_as_delayed(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    alarm, true_onset_at, _ = asyncio.run(delayed_alarm_scenario(hub_factory, tmp_path / "tablet"))
+    assert alarm["delayed"] is True
+    # Its onset is the episode's true onset (within the detector's onset estimate), not the
+    # time the backfill arrived.
+    assert abs(alarm["onset_at"] - true_onset_at) <= 10.0
