@@ -95,7 +95,7 @@ async def _session_no_signal() -> list[tuple[str, dict[str, object]]]:
             await sink.published.wait()
         await ticks(3)  # still silent: announced once, not on every tick
         assert len(sink.events) == 1
-        session._watch.seen(clock.now)  # a heartbeat: the alarm re-arms
+        session._watch.seen(clock.now)  # a heartbeat: "signal restored", and the alarm re-arms
         await ticks(2)
         sink.published.clear()
         clock.now += 1.0
@@ -110,7 +110,8 @@ async def _session_no_signal() -> list[tuple[str, dict[str, object]]]:
 
 def test_session_publishes_no_signal_once_per_silence() -> None:
     events = asyncio.run(_session_no_signal())
-    assert [case_id for case_id, _ in events] == ["case-1", "case-1"]
+    assert [case_id for case_id, _ in events] == ["case-1"] * 3
+    assert [data["kind"] for _, data in events] == ["no_signal", "signal_restored", "no_signal"]
     first = events[0][1]
     assert first["kind"] == "no_signal" and first["unit_id"] == "amb-1"
     assert first["silent_s"] == pytest.approx(0.031)
