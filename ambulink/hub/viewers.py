@@ -30,8 +30,13 @@ AUTH_TIMEOUT_S = 5.0
 BATCH_MS = 100
 
 
-def _now_id() -> str:
-    return f"{int(time.time() * 1000)}-0"
+def _now_id(back_s: float = 0.0) -> str:
+    """A bus position ``back_s`` before now (bus entry ids are "<ms>-<seq>")."""
+    return f"{int((time.time() - back_s) * 1000)}-0"
+
+
+ALARM_OVERLAP_S = 1.0  # alarm topics are read from a little before the current-state snapshot:
+# an update published while it is being sent is not missed (clients drop (id, counter) repeats)
 
 
 async def _authenticate(
@@ -73,12 +78,13 @@ async def viewer_socket(websocket: WebSocket, case_id: str) -> None:
     if grant is None:
         return
     await websocket.send_json({"type": "ready", "case_id": case_id})
+    # Alarms first in every round, waveform last (STYLE §7).
     cursors = {
-        ecg_topic(case_id): _now_id(),
+        alarms_topic(case_id): _now_id(ALARM_OVERLAP_S),
+        HUB_TOPIC: _now_id(ALARM_OVERLAP_S),
         vitals_topic(case_id): "0",
         events_topic(case_id): "0",
-        alarms_topic(case_id): _now_id(),
-        HUB_TOPIC: _now_id(),
+        ecg_topic(case_id): _now_id(),
     }
     await _serve(websocket, hub, grant, cursors, hub.alarms.active(case_id), case_id)
 
@@ -90,7 +96,7 @@ async def dispatch_socket(websocket: WebSocket) -> None:
     if grant is None:
         return
     await websocket.send_json({"type": "ready", "scope": "fleet"})
-    cursors = {DISPATCH_TOPIC: _now_id()}
+    cursors = {DISPATCH_TOPIC: _now_id(ALARM_OVERLAP_S)}
     await _serve(websocket, hub, grant, cursors, hub.alarms.active(None), None)
 
 
@@ -133,7 +139,9 @@ async def _serve(
                     for _, fields in entries:
                         await websocket.send_text(fields["json"].decode())
             if not sent:
-                await asyncio.sleep(BATCH_MS / 1000)
+                # Wait for the next alarm, or the next waveform batch, whichever comes first.
+                first = next(iter(cursors))
+                await hub.bus.read(first, after=cursors[first], count=1, block_ms=BATCH_MS)
     except WebSocketDisconnect:
         return
     finally:
