@@ -29,9 +29,9 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from websockets.asyncio.client import ClientConnection, connect
 
 from ambulink.ambulance_client.source import RecordReplay
-from ambulink.ambulance_client.vitals import VitalsSimulator, heart_rate_track
+from ambulink.ambulance_client.vitals import VitalsSimulator, heart_rate_track, vitals_message
 from ambulink.protocol.ecg_frame import encode_ecg_frame
-from ambulink.protocol.messages import Heartbeat, Measurement, StreamOpen, Vitals, encode_message
+from ambulink.protocol.messages import Heartbeat, StreamOpen, Vitals, encode_message
 
 BLOCK_MS = 40.0
 VITALS_EVERY_S = 2.0
@@ -82,28 +82,8 @@ class LatencyLog:
 
 
 def _vitals(simulator: VitalsSimulator, case_id: str, t_s: float) -> Vitals:
-    """The same vitals message the real client sends (``AmbulanceClient._vitals_message``)."""
-    v = simulator.sample(t_s)
-    now = time.time()
-
-    def m(key: str, unit: str) -> Measurement | None:
-        value = v.get(key)
-        if not isinstance(value, int | float):
-            return None
-        return Measurement(value=float(value), unit=unit, at=now)
-
-    return Vitals(
-        case_id=case_id,
-        at=now,
-        hr=m("hr_bpm", "bpm"),
-        spo2=m("spo2_pct", "%"),
-        nibp_sys=m("nibp_sys_mmhg", "mmHg"),
-        nibp_dia=m("nibp_dia_mmhg", "mmHg"),
-        nibp_mean=m("nibp_mean_mmhg", "mmHg"),
-        rr=m("rr_per_min", "/min"),
-        etco2=m("etco2_mmhg", "mmHg"),
-        temp=m("temp_c", "°C"),
-    )
+    """The same vitals message the real client sends."""
+    return vitals_message(simulator.sample(t_s), case_id, time.time())
 
 
 class Ambulance(ABC):

@@ -28,14 +28,13 @@ from ambulink.ambulance_client.backoff import Backoff
 from ambulink.ambulance_client.buffer import FrameBuffer
 from ambulink.ambulance_client.media import MediaChoice, open_tracks
 from ambulink.ambulance_client.source import RecordReplay
-from ambulink.ambulance_client.vitals import VitalsSimulator
+from ambulink.ambulance_client.vitals import VitalsSimulator, vitals_message
 from ambulink.errors import AmbulinkError, ProtocolError
 from ambulink.protocol.ecg_frame import encode_ecg_frame
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
     Heartbeat,
-    Measurement,
     Missing,
     StreamOpen,
     Vitals,
@@ -218,27 +217,7 @@ class AmbulanceClient:
 
     def _vitals_message(self, t_s: float) -> Vitals:
         assert self.vitals is not None and self.case_id is not None
-        v = self.vitals.sample(t_s)
-        now = time.time()
-
-        def m(key: str, unit: str) -> Measurement | None:
-            value = v.get(key)
-            if not isinstance(value, int | float):
-                return None
-            return Measurement(value=float(value), unit=unit, at=now)
-
-        return Vitals(
-            case_id=self.case_id,
-            at=now,
-            hr=m("hr_bpm", "bpm"),
-            spo2=m("spo2_pct", "%"),
-            nibp_sys=m("nibp_sys_mmhg", "mmHg"),
-            nibp_dia=m("nibp_dia_mmhg", "mmHg"),
-            nibp_mean=m("nibp_mean_mmhg", "mmHg"),
-            rr=m("rr_per_min", "/min"),
-            etco2=m("etco2_mmhg", "mmHg"),
-            temp=m("temp_c", "°C"),
-        )
+        return vitals_message(self.vitals.sample(t_s), self.case_id, time.time())
 
     # -- connection -------------------------------------------------------------------------
 

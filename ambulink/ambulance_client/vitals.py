@@ -11,7 +11,7 @@ show these values as simulated.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -19,6 +19,8 @@ import numpy as np
 import wfdb
 
 from ambulink.errors import RecordNotFound
+from ambulink.protocol.messages import Measurement
+from ambulink.protocol.messages import Vitals as VitalsMessage
 from ambulink.signal.qrs import detect
 
 HR_WINDOW_S = 10.0  # a monitor's averaging window for the displayed heart rate
@@ -169,3 +171,26 @@ class VitalsSimulator:
             temp_c=round(self._temp.x, 1),
             simulated=True,
         )
+
+
+def vitals_message(sample: Mapping[str, object], case_id: str, now: float) -> VitalsMessage:
+    """A ``VitalsSimulator.sample`` as the protocol's ``vitals`` message, measured at ``now``."""
+
+    def m(key: str, unit: str) -> Measurement | None:
+        value = sample.get(key)
+        if not isinstance(value, int | float):
+            return None
+        return Measurement(value=float(value), unit=unit, at=now)
+
+    return VitalsMessage(
+        case_id=case_id,
+        at=now,
+        hr=m("hr_bpm", "bpm"),
+        spo2=m("spo2_pct", "%"),
+        nibp_sys=m("nibp_sys_mmhg", "mmHg"),
+        nibp_dia=m("nibp_dia_mmhg", "mmHg"),
+        nibp_mean=m("nibp_mean_mmhg", "mmHg"),
+        rr=m("rr_per_min", "/min"),
+        etco2=m("etco2_mmhg", "mmHg"),
+        temp=m("temp_c", "°C"),
+    )

@@ -12,7 +12,7 @@ import websockets
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.data import record_path
-from tests.conftest import bundled
+from tests.conftest import Record, bundled
 from tests.e2e.conftest import HubFactory, RunningHub, poll_until, within
 
 UNIT = "amb-4"
@@ -56,16 +56,25 @@ class Member:
         return states[-1] if states else None
 
 
-async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[float, list[Any]]:
+def flutter_lead_in() -> tuple[Record, int, float]:
+    """VFDB 418 and its first flutter onset; the replay starts LEAD_IN_S before it."""
     record = bundled("vfdb/418")
     onset = min(e.start for e in record.reference().episodes if e.label == "VF")
-    start_s = onset / record.fs - LEAD_IN_S
+    return record, onset, onset / record.fs - LEAD_IN_S
+
+
+def flutter_client(hub: RunningHub, buffer_dir: Path, start_s: float) -> AmbulanceClient:
+    return AmbulanceClient(
+        ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
+        RecordReplay(record_path("vfdb/418"), block_ms=40.0, speed=SPEED, start_s=start_s),
+        hub.crew_token(UNIT),
+    )
+
+
+async def alarm_scenario(hub_factory: HubFactory, buffer_dir: Path) -> tuple[float, list[Any]]:
+    record, _onset, start_s = flutter_lead_in()
     async with hub_factory() as hub:
-        client = AmbulanceClient(
-            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
-            RecordReplay(record_path("vfdb/418"), block_ms=40.0, speed=SPEED, start_s=start_s),
-            hub.crew_token(UNIT),
-        )
+        client = flutter_client(hub, buffer_dir, start_s)
         stop = asyncio.Event()
         running = asyncio.create_task(client.run(until=stop))
         members = [Member(f"doctor-{i}") for i in range(MEMBERS)]
@@ -142,15 +151,9 @@ async def delayed_alarm_scenario(
     hub_factory: HubFactory, buffer_dir: Path
 ) -> tuple[dict[str, Any], float, float]:
     """The link drops 5 s before a real flutter episode and stays down for 30 s of stream."""
-    record = bundled("vfdb/418")
-    onset = min(e.start for e in record.reference().episodes if e.label == "VF")
-    start_s = onset / record.fs - LEAD_IN_S
+    record, onset, start_s = flutter_lead_in()
     async with hub_factory() as hub:
-        client = AmbulanceClient(
-            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
-            RecordReplay(record_path("vfdb/418"), block_ms=40.0, speed=SPEED, start_s=start_s),
-            hub.crew_token(UNIT),
-        )
+        client = flutter_client(hub, buffer_dir, start_s)
         stop = asyncio.Event()
         running = asyncio.create_task(client.run(until=stop))
         try:
