@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 AUTH_TIMEOUT_S = 5.0
 BATCH_MS = 100
+MAX_BATCH = 500  # bus entries read per topic and round; a full batch means the member is behind
+STALLED_S = 30.0  # a member whose socket takes this long to accept a message is dropped
 
 
 def _now_id(back_s: float = 0.0) -> str:
@@ -114,38 +116,59 @@ async def _serve(
         await websocket.send_json({"type": "alarm", "effect": "state", "alarm": alarm})
     member = f"{grant.role}:{grant.sub}"
     receiving = asyncio.create_task(_receive(websocket, hub, member, grant.role))
+    skipped = 0
     try:
         while not receiving.done():
             sent = False
             for topic in list(cursors):
-                entries = await hub.bus.read(topic, after=cursors[topic], count=500)
+                entries = await hub.bus.read(topic, after=cursors[topic], count=MAX_BATCH)
                 if not entries:
                     continue
                 cursors[topic] = entries[-1][0]
                 sent = True
                 if case_id is not None and topic == ecg_topic(case_id):
-                    await websocket.send_json(_waveform(entries))
+                    if len(entries) == MAX_BATCH:
+                        # A slow member: skip to the newest waveform (counted and shown to
+                        # it); alarms and events are never skipped.
+                        behind = await hub.bus.read(topic, after=cursors[topic], count=10_000)
+                        if behind:
+                            skipped += len(entries) + len(behind) - 1
+                            cursors[topic] = behind[-1][0]
+                            entries = behind[-1:]
+                            await _send(websocket, {"type": "waveform_skipped", "frames": skipped})
+                    await _send(websocket, _waveform(entries))
                 elif case_id is not None and topic == vitals_topic(case_id):
                     for _, fields in entries:
-                        await websocket.send_json(
-                            {"type": "vitals", "data": json.loads(fields["json"])}
+                        await _send(
+                            websocket, {"type": "vitals", "data": json.loads(fields["json"])}
                         )
                 elif case_id is not None and topic == events_topic(case_id):
                     for _, fields in entries:
-                        await websocket.send_json(
-                            {"type": "event", "data": json.loads(fields["json"])}
+                        await _send(
+                            websocket, {"type": "event", "data": json.loads(fields["json"])}
                         )
                 else:
                     for _, fields in entries:
-                        await websocket.send_text(fields["json"].decode())
+                        async with asyncio.timeout(STALLED_S):
+                            await websocket.send_text(fields["json"].decode())
             if not sent:
                 # Wait for the next alarm, or the next waveform batch, whichever comes first.
                 first = next(iter(cursors))
                 await hub.bus.read(first, after=cursors[first], count=1, block_ms=BATCH_MS)
     except WebSocketDisconnect:
         return
+    except TimeoutError:
+        # Stalled for STALLED_S: drop the member; it resyncs (current alarms first) when it
+        # reconnects.
+        await hub.audit.append(member, "leave", case_id or "fleet", "stalled")
+        await websocket.close(code=1008, reason="stalled")
     finally:
         receiving.cancel()
+
+
+async def _send(websocket: WebSocket, data: dict[str, object]) -> None:
+    async with asyncio.timeout(STALLED_S):
+        await websocket.send_json(data)
 
 
 async def _receive(websocket: WebSocket, hub: Any, member: str, role: str) -> None:
