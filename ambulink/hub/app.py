@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from ambulink.errors import AmbulinkError
 from ambulink.hub.alarm_service import AlarmService
+from ambulink.hub.alarms import AlarmLedger
 from ambulink.hub.audit import AuditLog
 from ambulink.hub.bus import Bus, open_bus
 from ambulink.hub.http_errors import error_response
@@ -113,7 +114,9 @@ def create_app(settings: HubSettings) -> FastAPI:
             )
             ingest = await stack.enter_async_context(Ingest(store, bus, analysis).running())
             alarms = await stack.enter_async_context(
-                AlarmService(bus, settings.data_dir / "alarms.sqlite3").running()
+                AlarmService(
+                    bus, settings.data_dir / "alarms.sqlite3", ledger=AlarmLedger(settings.alarms)
+                ).running()
             )
             ingest.listeners.append(alarms.on_event)
             audit = await AuditLog(settings.data_dir / "audit.sqlite3").open()

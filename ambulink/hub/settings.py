@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ambulink.errors import ConfigError
+from ambulink.hub.alarms.policy import AlarmPolicy
 
 ENV_PREFIX = "AMBULINK_"
 
@@ -31,6 +33,7 @@ class HubSettings:
     ] = ()  # () = aiortc's default; ("127.0.0.1",) = loopback only
     max_message_bytes: int = 65536
     demo_password: str | None = field(default=None, repr=False)  # enables /api/demo/login
+    alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
 
     @property
     def store_path(self) -> Path:
@@ -39,7 +42,9 @@ class HubSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> HubSettings:
         """Settings from ``AMBULINK_*`` variables (HOST, PORT, DATA_DIR, REDIS_URL, TOKEN_SECRET,
-        TOKEN_TTL_S, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated)."""
+        TOKEN_TTL_S, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated, ALARMS
+        a JSON object for ``AlarmPolicy.from_mapping``, e.g. ``{"escalation_chain":
+        ["dispatch_supervisor"], "priorities": {"af": "high"}}``)."""
 
         def get(name: str) -> str | None:
             value = environ.get(ENV_PREFIX + name)
@@ -64,6 +69,12 @@ class HubSettings:
             kwargs["token_ttl_s"] = _int(ENV_PREFIX + "TOKEN_TTL_S", ttl, 10, 600)
         if (origins := get("ALLOWED_ORIGINS")) is not None:
             kwargs["allowed_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+        if (alarms := get("ALARMS")) is not None:
+            try:
+                config = json.loads(alarms)
+            except ValueError as exc:
+                raise ConfigError(f"{ENV_PREFIX}ALARMS is not JSON: {exc}") from exc
+            kwargs["alarms"] = AlarmPolicy.from_mapping(config)
         if (ice := get("ICE_HOST_ADDRESSES")) is not None:
             kwargs["ice_host_addresses"] = tuple(a.strip() for a in ice.split(",") if a.strip())
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -29,3 +29,14 @@ def test_environment_is_read_and_checked() -> None:
         HubSettings.from_env({"AMBULINK_PORT": "eighty"})
     with pytest.raises(ConfigError, match="TOKEN_TTL_S is 3600, expected 10-600"):
         HubSettings.from_env({"AMBULINK_TOKEN_TTL_S": "3600"})
+
+
+def test_alarm_policy_comes_from_the_environment_and_high_priorities_stay_high() -> None:
+    settings = HubSettings.from_env(
+        {"AMBULINK_ALARMS": '{"escalation_chain": ["supervisor"], "priorities": {"af": "high"}}'}
+    )
+    assert settings.alarms.escalation_chain == ("supervisor",)
+    with pytest.raises(ConfigError, match="vf"):
+        HubSettings.from_env({"AMBULINK_ALARMS": '{"priorities": {"vf": "low"}}'})
+    with pytest.raises(ConfigError, match="AMBULINK_ALARMS is not JSON"):
+        HubSettings.from_env({"AMBULINK_ALARMS": "{nope"})
