@@ -127,8 +127,11 @@ class AlarmService:
                     )
                 case "stemi_suspected":
                     summary: dict[str, object] = {
-                        k: data[k] for k in ("territories", "reasons", "evidence") if k in data
+                        k: data[k] for k in ("territories", "reasons", "stream_id") if k in data
                     }
+                    window = data.get("evidence")
+                    if isinstance(window, dict):
+                        summary.update({str(k): v for k, v in window.items()})  # start, end
                     effects = self.ledger.raise_alarm(
                         case_id,
                         AlarmKind.STEMI,

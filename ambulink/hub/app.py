@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from ambulink.errors import AmbulinkError
+from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
 from ambulink.hub.alarm_service import AlarmService
 from ambulink.hub.alarms import AlarmLedger
 from ambulink.hub.audit import AuditLog
@@ -28,10 +29,13 @@ from ambulink.hub.http_errors import error_response
 from ambulink.hub.ingest import Ingest
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.store import CaseStore
+from ambulink.hub.store_types import StoredStream
 from ambulink.hub.tokens import Grant, InvalidToken, TokenIssuer
 from ambulink.hub.uplink import UplinkSession
 from ambulink.hub.viewers import dispatch_socket, viewer_socket
+from ambulink.reports.ecg_image import render_12lead, render_strip
 from ambulink.rtc import restrict_ice_hosts
+from ambulink.signal.analyzer import MIN_ST_LEADS, STANDARD_12, choose_analysis_lead
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +198,24 @@ def create_app(settings: HubSettings) -> FastAPI:
             headers={"Content-Disposition": f'attachment; filename="{header.stem}.zip"'},
         )
 
+    @app.get("/api/cases/{case_id}/streams/{stream_id}/evidence.png")
+    async def evidence_image(
+        case_id: str, stream_id: int, start: int, end: int, hub: HubDep, grant: GrantDep
+    ) -> Response:
+        """An alarm's evidence as a picture at 25 mm/s, 10 mm/mV: the standard 12-lead page for
+        a 12-lead stream (STEMI), else a strip of the analysed lead."""
+        grant.require("crew", "specialist", "dispatch")
+        if not 0 <= start < end or end - start > MAX_EVIDENCE_SAMPLES:
+            raise ConfigError(
+                f"evidence must be 1-{MAX_EVIDENCE_SAMPLES} samples from start >= 0, "
+                f"got {start}-{end}"
+            )
+        stored = await hub.store.read_samples(case_id, stream_id)
+        png = await asyncio.get_running_loop().run_in_executor(
+            None, render_evidence, stored, start, end
+        )
+        return Response(png, media_type="image/png")
+
     @app.post("/api/uplink/offer")
     async def uplink_offer(offer: Offer, hub: HubDep, grant: GrantDep) -> dict[str, str]:
         """WebRTC signalling for one ambulance uplink: the tablet's offer in, the answer out."""
@@ -224,6 +246,26 @@ def create_app(settings: HubSettings) -> FastAPI:
         )
 
     return app
+
+
+MAX_EVIDENCE_SAMPLES = 60 * 2000  # a minute at the highest sampling rate
+
+
+def render_evidence(stored: StoredStream, start: int, end: int) -> bytes:
+    """PNG of stream samples ``[start, end)``: a 12-lead page when the stream has the standard
+    leads, else a strip of the lead rhythm analysis uses."""
+    lo = max(start - stored.first_sample, 0)
+    hi = max(min(end - stored.first_sample, len(stored.samples)), lo)
+    if hi == lo:
+        raise RecordNotFound(f"the stream holds no samples in {start}-{end}")
+    signals = stored.samples[lo:hi].astype(np.float64) / stored.gain
+    leads = list(stored.leads)
+    title = f"evidence, samples {start}-{end}"
+    if len(STANDARD_12.intersection(name.strip().upper() for name in leads)) >= MIN_ST_LEADS:
+        return render_12lead(signals, stored.fs, leads, title=title).png
+    lead = choose_analysis_lead(leads)
+    seconds = min((hi - lo) / stored.fs, 60.0)
+    return render_strip(signals[:, lead], stored.fs, leads[lead], seconds=seconds, title=title).png
 
 
 def _plain(item: object) -> dict[str, object]:
