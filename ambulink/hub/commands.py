@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ambulink.errors import ConfigError
-from ambulink.hub.settings import HubSettings
+from ambulink.hub.settings import HubSettings, check_secret
 from ambulink.hub.tokens import ROLES, TokenIssuer
 
 
@@ -105,7 +105,7 @@ def _secret() -> str:
     secret = os.environ.get("AMBULINK_TOKEN_SECRET")
     if not secret:
         raise ConfigError("set AMBULINK_TOKEN_SECRET to the hub's token secret")
-    return secret
+    return check_secret(secret)
 
 
 def _run_token(args: argparse.Namespace) -> int:
@@ -144,6 +144,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     secret = os.environ.get("AMBULINK_TOKEN_SECRET") or secrets.token_urlsafe(32)
+    check_secret(secret)
     try:
         asyncio.run(run_demo(port=args.port, data_dir=args.data_dir, secret=secret, out=sys.stdout))
     except KeyboardInterrupt:

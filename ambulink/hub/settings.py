@@ -62,9 +62,7 @@ class HubSettings:
                 raise ConfigError(f"{ENV_PREFIX}REDIS_URL is {redis_url!r}, not a redis:// URL")
             kwargs["redis_url"] = redis_url
         if (secret := get("TOKEN_SECRET")) is not None:
-            if len(secret) < 16:
-                raise ConfigError(f"{ENV_PREFIX}TOKEN_SECRET must have at least 16 characters")
-            kwargs["token_secret"] = secret
+            kwargs["token_secret"] = check_secret(secret)
         if (ttl := get("TOKEN_TTL_S")) is not None:
             kwargs["token_ttl_s"] = _int(ENV_PREFIX + "TOKEN_TTL_S", ttl, 10, 600)
         if (origins := get("ALLOWED_ORIGINS")) is not None:
@@ -78,6 +76,13 @@ class HubSettings:
         if (ice := get("ICE_HOST_ADDRESSES")) is not None:
             kwargs["ice_host_addresses"] = tuple(a.strip() for a in ice.split(",") if a.strip())
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def check_secret(secret: str) -> str:
+    """The token secret, refused when shorter than HS256 needs (32 bytes, RFC 7518)."""
+    if len(secret.encode()) < 32:
+        raise ConfigError(f"{ENV_PREFIX}TOKEN_SECRET must have at least 32 bytes")
+    return secret
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:

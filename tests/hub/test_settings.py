@@ -18,15 +18,17 @@ def test_environment_is_read_and_checked() -> None:
             "AMBULINK_PORT": "8123",
             "AMBULINK_REDIS_URL": "redis://127.0.0.1:7000/0",
             "AMBULINK_ICE_HOST_ADDRESSES": "127.0.0.1",
-            "AMBULINK_TOKEN_SECRET": "x" * 20,
+            "AMBULINK_TOKEN_SECRET": "x" * 40,
         }
     )
     assert settings.port == 8123 and settings.ice_host_addresses == ("127.0.0.1",)
-    assert "x" * 20 not in repr(settings)  # the secret stays out of logs
+    assert "x" * 40 not in repr(settings)  # the secret stays out of logs
     with pytest.raises(ConfigError, match="AMBULINK_REDIS_URL is 'x', not a redis:// URL"):
         HubSettings.from_env({"AMBULINK_REDIS_URL": "x"})
     with pytest.raises(ConfigError, match="AMBULINK_PORT is 'eighty'"):
         HubSettings.from_env({"AMBULINK_PORT": "eighty"})
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        HubSettings.from_env({"AMBULINK_TOKEN_SECRET": "short"})
     with pytest.raises(ConfigError, match="TOKEN_TTL_S is 3600, expected 10-600"):
         HubSettings.from_env({"AMBULINK_TOKEN_TTL_S": "3600"})
 
