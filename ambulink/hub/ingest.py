@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ambulink.errors import SignalError
 from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
 from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame
@@ -220,9 +221,25 @@ class Ingest:
                 continue
             block = np.concatenate([f.samples for f in ready])
             lead_off = _lead_off_flags(ready, len(state.opened.leads))
-            events = await loop.run_in_executor(
-                self._analysis, state.analyzer.feed, block, lead_off
-            )
+            try:
+                events = await loop.run_in_executor(
+                    self._analysis, state.analyzer.feed, block, lead_off
+                )
+            except SignalError as exc:
+                # Data the analysis cannot take (it never should, frames are checked on
+                # arrival): announce it as a technical event and keep the stream going.
+                logger.error(
+                    "analysis of stream %d refused a block: %s", state.opened.stream_id, exc
+                )
+                await self.publish_event(
+                    state.case_id,
+                    {
+                        "kind": "analysis_error",
+                        "stream_id": state.opened.stream_id,
+                        "at": self._clock(),
+                    },
+                )
+                continue
             now = self._clock()
             for event in events:
                 if event.kind in ("beat", "hr"):

@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ambulink.errors import ProtocolError
 from ambulink.hub.ingest import Ingest
+from ambulink.hub.store import StoreRejected, StreamConflict, UnknownStream
 from ambulink.hub.tokens import Forbidden, Grant
 from ambulink.protocol.ecg_frame import EcgFrame, decode_ecg_frame
 from ambulink.protocol.messages import (
@@ -105,6 +106,7 @@ class UplinkSession:
         self.media_frames: dict[str, int] = {}
         self.last_video_frame: object | None = None
         self._frames: asyncio.Queue[EcgFrame] = asyncio.Queue()
+        self._streams: dict[int, StreamOpen] = {}  # opened on this connection
         self._durable: dict[int, int] = {}  # stream -> highest contiguous durable seq
         self._acked: dict[int, int] = {}  # stream -> last seq acked to the tablet
         self._highest_seen: dict[int, int] = {}
@@ -197,8 +199,20 @@ class UplinkSession:
                 self._ack_due.set()
                 self._refuse("bad_frame", str(exc))
                 return
-            if self.case_id is None:
-                self._send_error("no_stream", "send stream_open before ECG frames")
+            opened = self._streams.get(frame.stream_id)
+            if opened is None:
+                self._send_error(
+                    "no_stream", f"send stream_open for stream {frame.stream_id} before its frames"
+                )
+                return
+            if (frame.n_leads, frame.fs) != (len(opened.leads), opened.fs):
+                self.counters.bad_frames += 1
+                self._refuse(
+                    "bad_frame",
+                    f"stream {frame.stream_id} seq {frame.seq}: {frame.n_leads} leads at "
+                    f"{frame.fs} Hz, but the stream was opened with {len(opened.leads)} leads "
+                    f"at {opened.fs} Hz",
+                )
                 return
             self.counters.frames += 1
             self._frames.put_nowait(frame)
@@ -222,6 +236,7 @@ class UplinkSession:
                 case StreamOpen():
                     self._check_case(message.case_id, message.unit_id)
                     contiguous = await self.ingest.open_stream(message)
+                    self._streams[message.stream_id] = message
                     self._send(
                         Ack(case_id=message.case_id, stream_id=message.stream_id, seq=contiguous)
                     )
@@ -288,7 +303,13 @@ class UplinkSession:
             while not self._frames.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._frames.get_nowait())
             assert self.case_id is not None
-            acks = await self.ingest.store_frames(self.case_id, batch)
+            try:
+                acks = await self.ingest.store_frames(self.case_id, batch)
+            except (StoreRejected, UnknownStream, StreamConflict) as exc:
+                # Checked on arrival already; if the store still refuses, say so and go on:
+                # the tablet keeps the frames and resends what stays unacknowledged.
+                self._send_error(exc.code, str(exc))
+                continue
             for frame in batch:
                 seen = self._highest_seen.get(frame.stream_id, -1)
                 self._highest_seen[frame.stream_id] = max(seen, frame.seq)

@@ -19,7 +19,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.data import record_path
 from ambulink.hub.uplink import FLOOD_LIMIT, UplinkSession
-from ambulink.protocol.ecg_frame import encode_ecg_frame
+from ambulink.protocol.ecg_frame import encode_ecg_frame, frames_from_samples
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -119,6 +119,18 @@ async def malformed_scenario(hub_factory: HubFactory) -> None:
     good = encode_ecg_frame(source.frame_at(0, 1))
     bad_crc = good[:-1] + bytes([good[-1] ^ 0xFF])
     bad_version = with_crc(good[:2] + bytes([9]) + good[3:])
+    one_lead = encode_ecg_frame(
+        frames_from_samples(
+            block.samples[:, :1],
+            stream_id=1,
+            fs=source.fs,
+            gain=source.gain,
+            first_sample=0,
+            first_seq=0,
+            frame_samples=block.n_samples,
+        )[0]
+    )
+    other_stream = encode_ecg_frame(source.frame_at(0, 7))
     bad_inputs: list[tuple[str | bytes, str, str]] = [  # (data, error code, words in message)
         (bad_crc, "bad_frame", "CRC"),
         (bad_version, "bad_frame", "version"),
@@ -130,6 +142,8 @@ async def malformed_scenario(hub_factory: HubFactory) -> None:
             "protocol_error",
             "limit",
         ),
+        (one_lead, "bad_frame", "opened with 2 leads"),  # valid frame, wrong shape for stream
+        (other_stream, "no_stream", "stream_open for stream 7"),
     ]
     async with raw_uplink(hub_factory, source) as (hub, uplink, session, case_id):
         assert await uplink.next(Ack) == Ack(case_id=case_id, stream_id=1, seq=-1)
@@ -143,7 +157,7 @@ async def malformed_scenario(hub_factory: HubFactory) -> None:
         uplink.channel.send(encode_message(Ack(case_id=case_id, stream_id=1, seq=5)))
         error = await uplink.next(ErrorMessage)
         assert isinstance(error, ErrorMessage) and error.code == "unexpected"
-        assert (session.counters.bad_frames, session.counters.bad_messages) == (3, 3)
+        assert (session.counters.bad_frames, session.counters.bad_messages) == (4, 3)
 
         # The session still works: a valid frame is stored and acked.
         uplink.channel.send(good)
