@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +134,8 @@ class AmbulanceClient:
         self._acked = asyncio.Condition()
         self._trims: set[asyncio.Future[None]] = set()
         self._hub_ack = asyncio.Event()  # the hub answered this connection's stream_open
+        self._link_changed = asyncio.Event()
+        self.produced = asyncio.Event()  # set when a replay without loop has made its last frame
         self.log = logging.LoggerAdapter(logger, {"unit_id": settings.unit_id})
 
     async def _on_disk(self, fn: Callable[..., T], *args: Any) -> T:
@@ -182,6 +185,19 @@ class AmbulanceClient:
         state_file.write_text(json.dumps({"case_id": self.case_id, "started_at": self.started_at}))
         self._buffer = await self._on_disk(self._open_buffer, folder / f"{self.case_id}.sqlite3")
 
+    def _set_link(self, state: LinkState, now: float) -> None:
+        self.status.set_link(state, now)
+        self._link_changed.set()
+
+    async def wait_link(self, state: LinkState, *, since: float = -math.inf) -> float:
+        """The (monotonic) time the link was first ``state`` at or after ``since``; waits."""
+        while True:
+            times = [t for t, s in self.status.history if s == state.value and t >= since]
+            if times:
+                return times[0]
+            self._link_changed.clear()
+            await self._link_changed.wait()
+
     async def wait_acked(self, seq: int) -> None:
         """Return once the hub has acked every frame up to ``seq``."""
         async with self._acked:
@@ -214,6 +230,7 @@ class AmbulanceClient:
             if self.vitals is not None and t_s >= next_vitals:
                 next_vitals = t_s + self.settings.vitals_every_s
                 self._send_json(self._vitals_message(t_s))
+        self.produced.set()
 
     def _vitals_message(self, t_s: float) -> Vitals:
         assert self.vitals is not None and self.case_id is not None
@@ -241,13 +258,13 @@ class AmbulanceClient:
                 failures += 1
             except httpx.TransportError:
                 failures += 1
-            self.status.set_link(LinkState.UNREACHABLE, self.clock())
+            self._set_link(LinkState.UNREACHABLE, self.clock())
             await asyncio.sleep(self.backoff.delay(failures))
 
     async def _connect_forever(self, http: httpx.AsyncClient) -> None:
         failures = 0
         while True:
-            self.status.set_link(LinkState.CONNECTING, self.clock())
+            self._set_link(LinkState.CONNECTING, self.clock())
             try:
                 await self._session(http)
                 failures = 0
@@ -255,7 +272,7 @@ class AmbulanceClient:
                 failures += 1
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 self.log.info("uplink down (%s); retry %d", type(exc).__name__, failures)
-            self.status.set_link(LinkState.UNREACHABLE, self.clock())
+            self._set_link(LinkState.UNREACHABLE, self.clock())
             await asyncio.sleep(self.backoff.delay(failures))
 
     async def _session(self, http: httpx.AsyncClient) -> None:
@@ -293,7 +310,7 @@ class AmbulanceClient:
             await self._announce()
             async with asyncio.timeout(self.settings.connect_timeout_s):
                 await self._hub_ack.wait()  # now acked_seq says what the hub holds
-            self.status.set_link(LinkState.UP, self.clock())
+            self._set_link(LinkState.UP, self.clock())
             async with asyncio.TaskGroup() as tasks:
                 sender = tasks.create_task(self._send_frames(closed))
                 beats = tasks.create_task(self._heartbeats(closed))

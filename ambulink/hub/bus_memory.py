@@ -70,12 +70,19 @@ class InMemoryBus:
         self._wall_clock = wall_clock  # entry ids (ms since the epoch, as Redis)
         self._streams: dict[str, _Stream] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._reader_blocked = asyncio.Event()  # set whenever a read starts waiting
         self._closed = False
 
     @property
     def waiting_readers(self) -> int:
         """Reads blocked right now, waiting for an append (for tests and metrics)."""
         return sum(len(waiters) for waiters in self._waiters.values())
+
+    async def wait_for_readers(self, more_than: int) -> None:
+        """Return once more than ``more_than`` reads are blocked (the caller bounds the wait)."""
+        while self.waiting_readers <= more_than:
+            self._reader_blocked.clear()
+            await self._reader_blocked.wait()
 
     async def append(
         self, stream: str, fields: dict[str, bytes | str], maxlen: int | None = None
@@ -213,6 +220,7 @@ class InMemoryBus:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(stream, set())
         waiters.add(waiter)
+        self._reader_blocked.set()
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiortc import (
@@ -95,6 +95,7 @@ class UplinkSession:
     heartbeat_interval_s: float = 1.0
     heartbeat_misses: int = 3
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # paces the heartbeats
     counters: UplinkCounters = field(default_factory=UplinkCounters)
 
     def __post_init__(self) -> None:
@@ -352,7 +353,7 @@ class UplinkSession:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
+            await self.sleep(self.heartbeat_interval_s)
             self._heartbeat_seq += 1
             self._send(Heartbeat(sent_at=time.time(), seq=self._heartbeat_seq))
             silent = self._watch.check(self.clock())

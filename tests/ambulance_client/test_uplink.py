@@ -34,10 +34,9 @@ async def _replay_to_the_end(folder: Path) -> tuple[AmbulanceClient, list[tuple[
         running = asyncio.create_task(client.run(until=stop))
         try:
             async with asyncio.timeout(10):
-                while client.status.frames_made < (source.n_blocks or 0) or (
-                    client.status.link is not LinkState.UNREACHABLE
-                ):
-                    await asyncio.sleep(0.05)
+                await client.produced.wait()
+                await client.wait_link(LinkState.UNREACHABLE)
+            assert client.status.frames_made == source.n_blocks
             held = client.buffer.pending(1, -1, limit=1000)
         finally:
             stop.set()

@@ -56,14 +56,11 @@ async def blackhole_scenario(hub_factory: HubFactory, tmp_path: Path) -> tuple[f
             assert not session.closed.is_set(), "the hub's session closed: not a silent blackhole"
             assert hub.network.counters.dropped_blackout > 0
 
-            def unreachable_at() -> float | None:
-                times = [t for t, s in client.status.history if s == LinkState.UNREACHABLE.value]
-                return next((t for t in times if t >= t_black), None)
-
-            while unreachable_at() is None and time.monotonic() - t_black < 2 * DETECT_BAR_S:
-                await asyncio.sleep(0.05)
-            seen = unreachable_at()
-            assert seen is not None, "the client never said 'hub unreachable'"
+            seen = await within(
+                2 * DETECT_BAR_S,
+                "the client saying 'hub unreachable'",
+                client.wait_link(LinkState.UNREACHABLE, since=t_black),
+            )
             return hub_s, seen - t_black
         finally:
             stop.set()

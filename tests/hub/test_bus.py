@@ -38,6 +38,7 @@ class Harness:
     kind: str
     open: Callable[[], AbstractAsyncContextManager[Bus]]
     blocked_readers: Callable[[Bus], Awaitable[int]]
+    until_blocked: Callable[[Bus, int], Awaitable[None]]
     clock: FakeClock | None = None  # only the in-memory bus lets a test move time
 
     def run(self, scenario: Callable[[Bus], Awaitable[None]], timeout_s: float = 10.0) -> None:
@@ -63,7 +64,11 @@ def memory_harness() -> Harness:
         assert isinstance(bus, InMemoryBus)
         return bus.waiting_readers
 
-    return Harness("memory", open_memory, blocked, clock)
+    async def until(bus: Bus, more_than: int) -> None:
+        assert isinstance(bus, InMemoryBus)
+        await bus.wait_for_readers(more_than)
+
+    return Harness("memory", open_memory, blocked, until, clock)
 
 
 def redis_harness(url: str) -> Harness:
@@ -84,7 +89,12 @@ def redis_harness(url: str) -> Harness:
         finally:
             await client.aclose()
 
-    return Harness("redis", open_redis, blocked)
+    async def until(bus: Bus, more_than: int) -> None:
+        # Redis tells no one when a client blocks: ask it (each question is a round trip).
+        while await blocked(bus) <= more_than:
+            pass
+
+    return Harness("redis", open_redis, blocked, until)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -92,12 +102,6 @@ def harness(request: pytest.FixtureRequest) -> Harness:
     if request.param == "memory":
         return memory_harness()
     return redis_harness(request.getfixturevalue("redis_url"))
-
-
-async def until_blocked(harness: Harness, bus: Bus, more_than: int) -> None:
-    """Return once more than ``more_than`` readers are blocked (the caller bounds the wait)."""
-    while await harness.blocked_readers(bus) <= more_than:
-        await asyncio.sleep(0.001)
 
 
 def ids_of(entries: list[tuple[str, dict[str, bytes]]]) -> list[str]:
@@ -139,7 +143,7 @@ def test_blocking_read_wakes_on_append(harness: Harness) -> None:
         first = await bus.append("case-1", {"n": "0"})
         before = await harness.blocked_readers(bus)
         reader = asyncio.create_task(bus.read("case-1", after=first, block_ms=60_000))
-        await until_blocked(harness, bus, before)
+        await harness.until_blocked(bus, before)
         assert not reader.done()
         second = await bus.append("case-1", {"n": "1"})
         async with asyncio.timeout(5):  # far below block_ms: the append woke it
@@ -153,7 +157,7 @@ def test_blocking_read_from_dollar_sees_only_new_entries(harness: Harness) -> No
         await bus.append("case-1", {"n": "old"})
         before = await harness.blocked_readers(bus)
         reader = asyncio.create_task(bus.read("case-1", after="$", block_ms=60_000))
-        await until_blocked(harness, bus, before)
+        await harness.until_blocked(bus, before)
         new = await bus.append("case-1", {"n": "new"})
         assert await reader == [(new, {"n": b"new"})]
 
@@ -208,7 +212,7 @@ def test_read_group_blocks_until_append(harness: Harness) -> None:
         await bus.create_group("case-1", "analysis", start="$")
         before = await harness.blocked_readers(bus)
         reader = asyncio.create_task(bus.read_group("case-1", "analysis", "a", block_ms=60_000))
-        await until_blocked(harness, bus, before)
+        await harness.until_blocked(bus, before)
         entry_id = await bus.append("case-1", {"n": "1"})
         assert await reader == [(entry_id, {"n": b"1"})]
         assert await bus.read_group("case-1", "analysis", "a", block_ms=50) == []
@@ -323,8 +327,7 @@ def test_memory_bus_refuses_work_once_closed() -> None:
     async def scenario() -> None:
         bus = InMemoryBus()
         reader = asyncio.create_task(bus.read("case-1", after="$", block_ms=0))
-        while bus.waiting_readers == 0:
-            await asyncio.sleep(0)
+        await bus.wait_for_readers(0)
         await bus.close()
         with pytest.raises(BusUnavailable):
             await reader

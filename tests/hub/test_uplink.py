@@ -55,6 +55,29 @@ class FakeClock:
         return self.now
 
 
+class Ticker:
+    """An injected sleep: each heartbeat interval passes when the test says so."""
+
+    def __init__(self) -> None:
+        self.released: asyncio.Queue[None] = asyncio.Queue()
+        self.waiting = asyncio.Event()
+
+    async def sleep(self, _seconds: float) -> None:
+        self.waiting.set()
+        await self.released.get()
+        self.waiting.clear()
+
+    async def ticks(self, n: int) -> None:
+        """Let ``n`` heartbeat rounds run to their next sleep."""
+        for _ in range(n):
+            async with asyncio.timeout(5):
+                await self.waiting.wait()
+            self.waiting.clear()
+            self.released.put_nowait(None)
+        async with asyncio.timeout(5):
+            await self.waiting.wait()
+
+
 class EventSink:
     """Stands in for ``Ingest`` in ``UplinkSession``: records the events it publishes."""
 
@@ -70,37 +93,35 @@ class EventSink:
 async def _session_no_signal() -> list[tuple[str, dict[str, object]]]:
     clock = FakeClock(1000.0)
     sink = EventSink()
+    ticker = Ticker()
     session = UplinkSession(
         Grant("tablet-amb-1", "crew", unit="amb-1"),
         cast(Ingest, sink),
-        heartbeat_interval_s=0.01,  # ticks every 10 ms of real time; silence on the fake clock
+        heartbeat_interval_s=0.01,  # rounds run when the ticker says; silence on the fake clock
         heartbeat_misses=3,
         clock=clock,
+        sleep=ticker.sleep,
     )
     session.case_id = "case-1"
     beats = asyncio.create_task(session._heartbeats())
 
-    async def ticks(n: int) -> None:
-        start = session._heartbeat_seq
-        async with asyncio.timeout(5):
-            while session._heartbeat_seq < start + n:
-                await asyncio.sleep(0.01)
+    ticks = ticker.ticks
 
     try:
         clock.now = 1000.0 + 0.03  # 3 intervals of 10 ms: not yet
         await ticks(3)
         assert sink.events == []
         clock.now = 1000.0 + 0.031
-        async with asyncio.timeout(5):
-            await sink.published.wait()
+        await ticks(1)
+        assert sink.published.is_set()
         await ticks(3)  # still silent: announced once, not on every tick
         assert len(sink.events) == 1
         session._watch.seen(clock.now)  # a heartbeat: "signal restored", and the alarm re-arms
         await ticks(2)
         sink.published.clear()
         clock.now += 1.0
-        async with asyncio.timeout(5):
-            await sink.published.wait()
+        await ticks(1)
+        assert sink.published.is_set()
         return sink.events
     finally:
         beats.cancel()
