@@ -52,7 +52,7 @@ when present. Scoring follows ANSI/AAMI EC57: a detection matches a reference be
 and (VFL/(VF/(VFIB) are not scored. Rhythm scoring uses whole records. The exit code is 0 once
 the report is printed, whatever the scores.
 
-example: ambulink eval qrs --data ../shared/ecg/mitdb --records 100,101,119 --json qrs.json
+example: ambulink eval qrs --data ambulink/data/mitdb --records 100,119 --json qrs.json
 """
 
 
@@ -180,7 +180,7 @@ def _add_record_options(parser: argparse.ArgumentParser, *, data_required: bool)
         "--data",
         metavar="DIR",
         required=data_required,
-        help="folder of WFDB records (.hea, .dat, .atr), e.g. ../shared/ecg/mitdb"
+        help="folder of WFDB records (.hea, .dat, .atr), e.g. ambulink/data/mitdb"
         + ("" if data_required else " (default: the bundled ambulink/data/mitdb)"),
     )
     parser.add_argument(
@@ -340,7 +340,7 @@ def register_bench(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
             "ratios between methods are what carry over.",
             92,
         ),
-        epilog="example: ambulink bench signal --data ../shared/ecg/mitdb --write "
+        epilog="example: ambulink bench signal --data ambulink/data/mitdb --write "
         "docs/benchmarks.md\nquick run: ambulink bench signal --seconds 60 --repeat 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

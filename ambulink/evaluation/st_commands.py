@@ -46,7 +46,7 @@ PTB-XL NORM >= 50 without MI codes, PTB healthy controls, LUDB sinus rhythm with
 and nothing else. LUDB records also get the J-point check against their hand-marked QRS offsets.
 The exit code is 0 once the report is printed, whatever the scores.
 
-example: ambulink eval st --data ../shared/ecg/ptbxl --data ../shared/ecg/ludb --json st.json
+example: ambulink eval st --data PTBXL_DIR --data LUDB_DIR --json st.json
 """
 
 
@@ -220,7 +220,7 @@ def add_bench_st(kinds: Subparsers[argparse.ArgumentParser]) -> None:
             "(pip install '.[bench]'). Times describe this machine; the ratio carries over.",
             92,
         ),
-        epilog="example: ambulink bench st --data ../shared/ecg/ptbxl --write docs/benchmarks.md",
+        epilog="example: ambulink bench st --data PTBXL_DIR --write docs/benchmarks.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.add_argument(

@@ -102,7 +102,7 @@ def register_report(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "record",
         metavar="RECORD",
-        help="WFDB record path without extension, e.g. ../shared/ecg/ptbdb/s0010_re",
+        help="WFDB record path without extension, e.g. ambulink/data/ptbdb/s0010_re",
     )
     parser.add_argument(
         "--start",

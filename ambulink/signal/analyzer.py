@@ -302,10 +302,3 @@ class Analyzer:
         if t.active:
             return self._waveform_episodes.start(label, t.sample, t.decided_at)
         return self._waveform_episodes.end(label, t.sample, t.decided_at)
-
-
-def analysis_lead_samples(
-    signals: NDArray[np.float64], leads: Sequence[str]
-) -> NDArray[np.float64]:
-    """The column of ``signals`` that an ``Analyzer`` would analyse."""
-    return signals[:, choose_analysis_lead(leads)]
