@@ -8,6 +8,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || mis
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # Tests start their own redis-server on a free loopback port.
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# ... and their own mosquitto (MQTT telematics, issue 8).
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # Browser pages are tested in Debian's headless Chromium (never a downloaded browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 

@@ -8,16 +8,17 @@ import logging
 import secrets
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
@@ -34,6 +35,7 @@ from ambulink.hub.tokens import Grant, InvalidToken, TokenIssuer
 from ambulink.hub.uplink import UplinkSession
 from ambulink.hub.viewers import dispatch_socket, viewer_socket
 from ambulink.reports.ecg_image import render_12lead, render_strip
+from ambulink.rooms.model import RoomRegistry
 from ambulink.rtc import restrict_ice_hosts
 from ambulink.signal.analyzer import MIN_ST_LEADS, STANDARD_12, choose_analysis_lead
 
@@ -53,6 +55,7 @@ class Hub:
     ingest: Ingest
     alarms: AlarmService
     audit: AuditLog
+    rooms: RoomRegistry = field(default_factory=RoomRegistry)
     uplinks: set[UplinkSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -76,6 +79,9 @@ class CaseCreate(BaseModel):
 
 class DemoLogin(BaseModel):
     password: str = Field(min_length=1, max_length=128)
+    role: Literal["crew", "specialist", "dispatch"] = "specialist"
+    unit: str | None = Field(default=None, min_length=1, max_length=128)
+    name: str = Field(default="demo", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Offer(BaseModel):
@@ -152,12 +158,16 @@ def create_app(settings: HubSettings) -> FastAPI:
 
     @app.post("/api/demo/login")
     async def demo_login(body: DemoLogin, hub: HubDep) -> dict[str, object]:
-        """A specialist token for the demo's web pages; only when a demo password is set."""
+        """A token for the demo's web pages (specialist by default; crew needs ``unit``); only
+        when a demo password is set. ``name`` tells demo users apart in rooms and audit."""
         expected = hub.settings.demo_password
         if expected is None or not secrets.compare_digest(body.password, expected):
             raise InvalidToken("wrong demo password (or this hub is not running a demo)")
-        token = hub.tokens.mint("demo-viewer", "specialist")
-        return {"token": token, "expires_in_s": hub.settings.token_ttl_s}
+        if body.role == "crew" and body.unit is None:
+            raise ConfigError("a crew login needs the unit it crews")
+        unit = body.unit if body.role == "crew" else None
+        token = hub.tokens.mint(f"demo-{body.role}-{body.name}", body.role, unit=unit)
+        return {"token": token, "role": body.role, "expires_in_s": hub.settings.token_ttl_s}
 
     @app.post("/api/cases", status_code=201)
     async def create_case(body: CaseCreate, hub: HubDep, grant: GrantDep) -> dict[str, str]:
@@ -237,6 +247,16 @@ def create_app(settings: HubSettings) -> FastAPI:
     async def viewer_page() -> FileResponse:
         return FileResponse(WEB_DIR / "viewer.html", media_type="text/html")
 
+    def page(name: str) -> Callable[[], Awaitable[FileResponse]]:
+        async def serve() -> FileResponse:
+            return FileResponse(WEB_DIR / f"{name}.html", media_type="text/html")
+
+        return serve
+
+    for name in PAGES:  # the browser apps; each signs in with a token (see web/js/session.js)
+        app.add_api_route(f"/{name}", page(name), methods=["GET"], include_in_schema=False)
+    app.mount("/web", StaticFiles(directory=WEB_DIR, html=False), name="web")
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s", request.url.path)
@@ -248,6 +268,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     return app
 
 
+PAGES = ("consult", "dispatch", "crew")
 MAX_EVIDENCE_SAMPLES = 60 * 2000  # a minute at the highest sampling rate
 
 
