@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -37,6 +38,8 @@ _F32_MAX = 3.4028234663852886e38
 
 _HEADER = struct.Struct("<2sBBIQQHBHfHB")
 _CRC = struct.Struct("<I")
+_LEADS_SAMPLES = struct.Struct("<BH")  # n_leads, n_samples: where a frame's size is read
+_LEADS_SAMPLES_AT = struct.calcsize("<2sBBIQQH")
 _F32 = struct.Struct("<f")
 MAGIC = b"AL"
 HEADER_BYTES = _HEADER.size  # 36
@@ -225,6 +228,58 @@ def decode_ecg_frame(data: bytes | bytearray | memoryview) -> EcgFrame:
         )
     except ProtocolError as exc:
         raise ProtocolError(f"{where}: {str(exc).removeprefix('ECG frame: ')}") from None
+
+
+def split_ecg_frames(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """The wire bytes of each frame in a message that holds one or more frames back to back.
+
+    Frames are self-delimiting (the header gives leads x samples), so a sender may pack several
+    into one data-channel message (``pack_ecg_frames``): fewer messages, less per-message
+    transport work. Each part is then checked by ``decode_ecg_frame``. Raises ``ProtocolError``
+    at the first part whose header cannot be read or whose size overruns the message; the parts
+    before it are not returned either (the sender resends what the hub does not ack).
+    """
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    elif not isinstance(data, bytes):
+        raise ProtocolError(f"ECG frames are bytes, got {type(data).__name__}")
+    parts: list[bytes] = []
+    offset, size = 0, len(data)
+    while offset < size:
+        if size - offset < OVERHEAD_BYTES:
+            raise ProtocolError(
+                f"ECG frame {len(parts) + 1} of the message needs at least {OVERHEAD_BYTES} "
+                f"bytes, {size - offset} are left"
+            )
+        n_leads, n_samples = _LEADS_SAMPLES.unpack_from(data, offset + _LEADS_SAMPLES_AT)
+        end = offset + OVERHEAD_BYTES + 2 * n_leads * n_samples
+        if end > size or end - offset > MAX_FRAME_BYTES:
+            raise ProtocolError(
+                f"ECG frame {len(parts) + 1} of the message says {n_leads} leads x "
+                f"{n_samples} samples ({end - offset} bytes), {size - offset} are left"
+            )
+        parts.append(data[offset:end])
+        offset = end
+    if not parts:
+        raise ProtocolError("an ECG message holds at least one frame, got 0 bytes")
+    return parts
+
+
+def pack_ecg_frames(frames: Sequence[bytes], limit: int = MAX_FRAME_BYTES) -> list[bytes]:
+    """Encoded frames packed, in order, into as few messages of at most ``limit`` bytes as
+    they fit (a frame is never split)."""
+    messages: list[bytes] = []
+    batch: list[bytes] = []
+    used = 0
+    for frame in frames:
+        if batch and used + len(frame) > limit:
+            messages.append(b"".join(batch))
+            batch, used = [], 0
+        batch.append(frame)
+        used += len(frame)
+    if batch:
+        messages.append(b"".join(batch))
+    return messages
 
 
 def frames_from_samples(

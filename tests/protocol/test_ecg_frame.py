@@ -20,6 +20,8 @@ from ambulink.protocol.ecg_frame import (
     decode_ecg_frame,
     encode_ecg_frame,
     frames_from_samples,
+    pack_ecg_frames,
+    split_ecg_frames,
 )
 from tests.protocol.strategies import MUTATIONS, ecg_frames, mutate, mutated_frames, with_crc
 
@@ -338,3 +340,56 @@ def test_frames_from_samples_rejects_bad_frame_sizes(frame_samples: object, word
             first_seq=0,
             frame_samples=frame_samples,  # type: ignore[arg-type]
         )
+
+
+def _real_frames(count: int) -> list[bytes]:
+    rec = wfdb.rdrecord(record_path("mitdb/100"), physical=False, sampto=360 * 10)
+    adc = (rec.d_signal - np.asarray(rec.baseline)).astype(np.int16)
+    frames = frames_from_samples(
+        adc, stream_id=1, fs=360, gain=200.0, first_sample=0, first_seq=0, frame_samples=14
+    )
+    return [encode_ecg_frame(f) for f in frames[:count]]
+
+
+def test_packed_frames_split_back_into_the_same_frames_in_order() -> None:
+    frames = _real_frames(40)
+    limit = 5 * len(frames[0]) + 10  # five frames fit, a sixth does not
+    messages = pack_ecg_frames(frames, limit)
+    assert len(messages) == 8
+    assert all(len(m) <= limit for m in messages)
+    parts = [part for message in messages for part in split_ecg_frames(message)]
+    assert parts == frames
+    assert [decode_ecg_frame(p).seq for p in parts] == list(range(40))
+
+
+def test_a_single_frame_is_a_message_of_one() -> None:
+    (frame,) = _real_frames(1)
+    assert pack_ecg_frames([frame]) == [frame]
+    assert split_ecg_frames(frame) == [frame]
+    assert pack_ecg_frames([]) == []
+
+
+@pytest.mark.parametrize(
+    ("cut", "words"),
+    [
+        (lambda m: m[:-3], "are left"),
+        (lambda m: m + b"AL", "needs at least"),
+        (lambda m: b"", "0 bytes"),
+    ],
+)
+def test_a_truncated_or_padded_message_says_which_frame_is_wrong(cut: object, words: str) -> None:
+    message = b"".join(_real_frames(3))
+    with pytest.raises(ProtocolError, match=words):
+        split_ecg_frames(cut(message))  # type: ignore[operator]
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_split_into_frames_or_a_protocol_error(data: bytes) -> None:
+    try:
+        parts = split_ecg_frames(data)
+    except ProtocolError:
+        return
+    assert b"".join(parts) == data
+    for part in parts:
+        assert_frame_or_protocol_error(part)
