@@ -1,16 +1,16 @@
-"""The ambulance's camera and microphone reach the hub over the uplink, video as VP8."""
+"""The ambulance's camera and microphone reach the hub over the uplink, video as VP8, and are
+taken there as encoded frames (forwarded into the case's room, never decoded)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from av import VideoFrame
-
 from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.data import record_path
+from ambulink.rooms.encoded import vp8_keyframe_size
 from tests.e2e.conftest import HubFactory, poll_until
 
 UNIT = "amb-7"
@@ -47,8 +47,9 @@ async def media_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
                 "video and audio frames at the hub",
             )
             assert video_codec(session.pc.localDescription.sdp) == "VP8"
-            first = session.last_video_frame
-            assert isinstance(first, VideoFrame) and (first.width, first.height) == (320, 240)
+            # Taken as encoded VP8 frames (the hub does not decode): the keyframe tells the size.
+            keyframe = session.published["video"].last_keyframe
+            assert keyframe is not None and vp8_keyframe_size(keyframe.data) == (320, 240)
             seen = session.media_frames["video"]
             await poll_until(lambda: session.media_frames["video"] >= seen + 10, 10, "more video")
         finally:
