@@ -6,11 +6,15 @@ Never a machine's default port and never someone else's server: each run starts 
 from __future__ import annotations
 
 import collections
+import os
+import secrets
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +118,83 @@ def start_redis(attempts: int = 3) -> tuple[Server, str]:
         return server, f"redis://127.0.0.1:{port}/0"
     assert error is not None
     raise error
+
+
+class Mosquitto:
+    """A mosquitto broker on a free loopback port with users, an ACL (a unit may publish only
+    under ``ambulink/v1/units/<its id>/``; ``hub`` reads and writes every unit's topics) and
+    persistence in ``folder``, so ``restart()`` on the same port keeps QoS 1 sessions."""
+
+    HUB_USER = "hub"
+
+    def __init__(self, folder: Path, units: Iterable[str], attempts: int = 3) -> None:
+        self.binary = require_binary(
+            "mosquitto", "`make test` installs it: apt-get install mosquitto"
+        )
+        passwd = require_binary("mosquitto_passwd", "it comes with mosquitto")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "data").mkdir(exist_ok=True)
+        self.folder = folder
+        self.passwords = {name: secrets.token_urlsafe(12) for name in (self.HUB_USER, *units)}
+        password_file = folder / "passwd"
+        password_file.touch(mode=0o600)
+        for name, password in self.passwords.items():
+            subprocess.run([passwd, "-b", str(password_file), name, password], check=True)
+        (folder / "acl").write_text(
+            f"user {self.HUB_USER}\ntopic readwrite ambulink/v1/units/#\n\n"
+            "pattern write ambulink/v1/units/%u/#\n"
+        )
+        self.config = folder / "mosquitto.conf"
+        error: RuntimeError | None = None
+        for _ in range(attempts):  # a free port can be taken between free_port() and the bind
+            self.port = free_port()
+            lines = [
+                f"listener {self.port} 127.0.0.1",
+                "allow_anonymous false",
+                f"password_file {password_file}",
+                f"acl_file {folder / 'acl'}",
+                "persistence true",
+                f"persistence_location {folder / 'data'}/",
+                "autosave_interval 1",
+                "log_dest stderr",  # unbuffered: the ready line arrives at once
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "log_type information",
+            ]
+            if os.geteuid() == 0:
+                lines.append("user root")  # else it drops to `mosquitto`, who cannot read folder
+            self.config.write_text("\n".join(lines) + "\n")
+            try:
+                self.server = self._start()
+            except RuntimeError as exc:
+                error = exc
+                continue
+            return
+        assert error is not None
+        raise error
+
+    def _start(self) -> Server:
+        return start_server([self.binary, "-c", str(self.config)], ready=" running")
+
+    def url(self, user: str) -> str:
+        return f"mqtt://{user}:{self.passwords[user]}@127.0.0.1:{self.port}"
+
+    def restart(self) -> None:
+        """Stop (saving its persistence file) and start again on the same port."""
+        self.server.stop()
+        self.server = self._start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(name="mosquitto_server")
+def mosquitto_fixture(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker for one test, with users ``hub`` and ``amb-1`` .. ``amb-13`` (the demo fleet).
+    Import ``mosquitto_fixture`` into a test module to use ``mosquitto_server``."""
+    broker = Mosquitto(tmp_path / "mosquitto", [f"amb-{i}" for i in range(1, 14)])
+    try:
+        yield broker
+    finally:
+        broker.stop()

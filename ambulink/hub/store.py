@@ -372,6 +372,19 @@ class CaseStore:
 
         await self._db.write(apply)
 
+    async def get_case(self, case_id: str) -> CaseInfo:
+        """One case; ``UnknownCase`` when the store has none by that id."""
+
+        def work(conn: sqlite3.Connection) -> CaseInfo:
+            row = conn.execute(
+                "SELECT case_id, unit_id, created_at FROM cases WHERE case_id=?", (case_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownCase(f"no case {case_id!r} in the case store")
+            return CaseInfo(*row)
+
+        return await self._db.read(work)
+
     async def list_cases(self) -> list[CaseInfo]:
         def work(conn: sqlite3.Connection) -> list[CaseInfo]:
             rows = conn.execute(

@@ -11,7 +11,7 @@ are never patient data. Times are Unix seconds (``at``, ``sent_at``, ``started_a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeAlias, get_args
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import (
     AfterValidator,
@@ -188,6 +188,15 @@ class Link(_Message):
     at: UnixSeconds
 
 
+class Telematics(_Message):
+    """Client → hub without an MQTT broker: one fleet report (``ambulink.protocol.telematics``
+    checks ``data``, as it does for the same payload arriving over MQTT)."""
+
+    type: Literal["telematics"] = "telematics"
+    kind: Literal["status", "position", "link"]
+    data: dict[str, Any]
+
+
 class ErrorMessage(_Message):
     """Either way: ``code`` (e.g. ``protocol_error``, as ``AmbulinkError.code``) and a message."""
 
@@ -208,6 +217,7 @@ Message = Annotated[
     | Status
     | Position
     | Link
+    | Telematics
     | ErrorMessage,
     Field(discriminator="type"),
 ]

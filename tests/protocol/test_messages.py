@@ -27,6 +27,7 @@ from ambulink.protocol.messages import (
     Resume,
     Status,
     StreamOpen,
+    Telematics,
     Vitals,
     decode_message,
     encode_message,
@@ -111,6 +112,11 @@ BUILDERS: dict[type[BaseModel], st.SearchStrategy[Any]] = {
         bitrate_kbps=maybe() | non_negative,
         at=times,
     ),
+    Telematics: st.builds(
+        Telematics,
+        kind=st.sampled_from(["status", "position", "link"]),
+        data=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4),
+    ),
     ErrorMessage: st.builds(
         ErrorMessage,
         code=st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True),
@@ -175,7 +181,7 @@ def test_unknown_type_lists_the_known_types() -> None:
     text = error_for(as_json(type="alarm_storm", v=1))
     assert text == (
         "unknown message type 'alarm_storm'; known types: ack, error, heartbeat, link, missing, "
-        "position, resume, status, stream_open, vitals"
+        "position, resume, status, stream_open, telematics, vitals"
     )
 
 
