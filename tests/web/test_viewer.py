@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
-
-import pytest
 
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.data import record_path
 from tests.e2e.conftest import poll_until, running_hub
+from tests.web.browser import chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 UNIT = "amb-9"
 PASSWORD = "viewer-test-password"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("chromium") is None,
-    reason="Debian's chromium is not installed (make test installs it)",
-)
+pytestmark = needs_chromium
 
 
 async def viewer_scenario(data_dir: Path, screenshot: Path) -> tuple[str, int, str]:
-    from playwright.async_api import async_playwright
-
     async with running_hub(data_dir / "hub", demo_password=PASSWORD) as hub:
         client = AmbulanceClient(
             ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=data_dir / "tablet"),
@@ -44,10 +28,7 @@ async def viewer_scenario(data_dir: Path, screenshot: Path) -> tuple[str, int, s
         running = asyncio.create_task(client.run(until=stop))
         try:
             await poll_until(lambda: client.status.acked_seq >= 25, 15, "the first second stored")
-            async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
-                )
+            async with chromium() as browser:
                 page = await browser.new_page(viewport={"width": 1300, "height": 700})
                 await page.goto(f"{hub.url}/viewer")
                 await page.fill("#password", "wrong")
@@ -72,7 +53,6 @@ async def viewer_scenario(data_dir: Path, screenshot: Path) -> tuple[str, int, s
                 status = await page.inner_text("#status")
                 age = await page.inner_text("#age")
                 await page.screenshot(path=str(screenshot))
-                await browser.close()
             return status, ink, age
         finally:
             stop.set()

@@ -1,0 +1,84 @@
+// The dispatch page: signs in (dispatch role), follows /ws/fleet (units, hospitals, weather)
+// and /ws/dispatch (alarms, acknowledgement), and renders the map, the unit list and a card.
+
+import { claims, clearToken, currentToken, demoLogin } from "../js/session.js";
+import { FleetMap } from "./map.js";
+import { UnitList, formatAge } from "./list.js";
+import { UnitCard } from "./card.js";
+import { FleetState } from "./state.js";
+import { LiveSocket } from "./live.js";
+
+const $ = (id) => document.getElementById(id);
+const state = new FleetState();
+const params = new URLSearchParams(location.search);
+let selected = null;
+let fleetSocket = null, alarmSocket = null;
+
+const map = new FleetMap($("map"), { tiles: params.get("tiles"), onSelect: select });
+const list = new UnitList($("units"), { onSelect: select });
+const card = new UnitCard($("card"), { onAck: (alarmId) => alarmSocket?.send({ type: "alarm_ack", alarm_id: alarmId }) ?? false });
+
+// For tests and debugging: the merged state and a render counter.
+window.ambulinkDispatch = { state, map, renders: 0, selected: () => selected, render };
+
+function select(unitId) { selected = unitId; render(); }
+
+let scheduled = false;
+function render() {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(() => {
+    scheduled = false;
+    map.render(state, selected);
+    list.render(state, selected);
+    card.render(state, selected);
+    $("counts").textContent = `${state.units.size} units · ${state.hospitals.size} hospitals`;
+    window.ambulinkDispatch.renders += 1;
+  }, 0);
+}
+
+function showConnection(which, stateName, detail) {
+  const node = $(`conn-${which}`);
+  node.dataset.state = stateName;
+  node.textContent = `${which}: ${stateName === "retrying" ? `reconnecting in ${detail} s` : stateName === "refused" ? `refused (${detail})` : stateName}`;
+  if (stateName === "refused") { clearToken(); showLogin(detail); }
+}
+
+function start() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  fleetSocket = new LiveSocket("/ws/fleet", (m) => { if (state.applyFleet(m)) render(); },
+    { onState: (s, d) => showConnection("fleet", s, d) }).start();
+  alarmSocket = new LiveSocket("/ws/dispatch", (m) => { if (state.applyDispatch(m)) render(); },
+    { onState: (s, d) => showConnection("alarms", s, d) }).start();
+}
+
+function showLogin(why = "") {
+  fleetSocket?.stop(); alarmSocket?.stop();
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = why;
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await demoLogin($("password").value, { role: "dispatch", name: "dispatch" });
+    start();
+  } catch (error) { $("login-error").textContent = error.message; }
+});
+$("sort").addEventListener("change", () => { list.sortBy = $("sort").value; render(); });
+$("weather-toggle").addEventListener("change", () => { map.showWeather = $("weather-toggle").checked; render(); });
+$("rings-toggle").addEventListener("change", () => { map.fitRings = $("rings-toggle").checked; render(); });
+window.addEventListener("resize", render);
+setInterval(() => {
+  list.tick(state);
+  const age = document.querySelector("#card .age");
+  const unit = selected && state.units.get(selected);
+  if (age && unit) age.textContent = formatAge(state.dataAge(unit));
+  if (list.sortBy === "age" && !list.inOrder(state)) render();  // re-sort only when ages cross
+}, 500);
+setInterval(render, 5000); // stale markers and map ages follow the clock too
+
+const role = claims(currentToken())?.role;
+if (role === "dispatch" || role === "admin") start(); else showLogin();
