@@ -183,6 +183,7 @@ async def run_step(
     drain_s: float,
     work: Path,
     profile_dir: Path | None = None,
+    pack: int = 1,
 ) -> StepResult:
     port = free_port()
     data_dir = work / f"{target}-{n}"
@@ -211,6 +212,8 @@ async def run_step(
             ambulances = [
                 WsAmbulance(f"amb-{i}", record, f"ws://127.0.0.1:{port}/") for i in range(n)
             ]
+        for ambulance in ambulances:
+            ambulance.pack = pack
         connected, error = await _connect_all(ambulances)
         period = BLOCK_MS / 1000.0
         streams = [
@@ -370,6 +373,7 @@ async def main_async(args: argparse.Namespace) -> list[StepResult]:
                     drain_s=args.drain,
                     work=work,
                     profile_dir=args.profile,
+                    pack=args.pack,
                 )
                 results.append(result)
                 print(_row(result), flush=True)
@@ -406,6 +410,13 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=None,
         help="py-spy the hub during each window (folded stacks, hub-N.txt in this folder)",
+    )
+    parser.add_argument(
+        "--pack",
+        type=int,
+        default=3,
+        help="40 ms frames per data-channel message (the client's 100 ms live pacing packs 2-3; "
+        "1 = one frame per message as before)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)

@@ -100,6 +100,7 @@ class Ambulance(ABC):
         self.log = LatencyLog()
         self.started_at = time.time()
         self.send_lag: list[float] = []  # generator lateness per frame in the window, s
+        self.pack = 1  # frames per data-channel message
 
     def stream_open(self) -> StreamOpen:
         return StreamOpen(
@@ -140,6 +141,7 @@ class Ambulance(ABC):
         frames_per_vitals = round(VITALS_EVERY_S / period)
         frames_per_beat = round(HEARTBEAT_EVERY_S / period)
         k = 0
+        packed: list[bytes] = []
         while not stop.is_set():
             due = t0 + k * period
             delay = due - time.monotonic()
@@ -152,7 +154,10 @@ class Ambulance(ABC):
             window = self.log.window
             if window is not None and window[0] <= due < window[1]:
                 self.send_lag.append(time.monotonic() - due)
-            await self.send(data)
+            packed.append(data)
+            if len(packed) >= self.pack:  # as the client's live pacing does
+                await self.send(b"".join(packed))
+                packed.clear()
             if k % frames_per_vitals == 0:
                 t_s = k * period
                 await self.send(encode_message(_vitals(self.vitals, self.case_id, t_s)))

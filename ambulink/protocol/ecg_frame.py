@@ -245,7 +245,14 @@ def split_ecg_frames(data: bytes | bytearray | memoryview) -> list[bytes]:
         raise ProtocolError(f"ECG frames are bytes, got {type(data).__name__}")
     parts: list[bytes] = []
     offset, size = 0, len(data)
+    if size > MAX_FRAME_BYTES:
+        raise ProtocolError(f"ECG message is {size} bytes; the limit is {MAX_FRAME_BYTES}")
     while offset < size:
+        if data[offset : offset + 2] != MAGIC:
+            raise ProtocolError(
+                f"ECG frame {len(parts) + 1} of the message must start with {MAGIC!r}, "
+                f"got {data[offset : offset + 2]!r}"
+            )
         if size - offset < OVERHEAD_BYTES:
             raise ProtocolError(
                 f"ECG frame {len(parts) + 1} of the message needs at least {OVERHEAD_BYTES} "

@@ -52,6 +52,8 @@ async def lossy_scenario(hub_factory: HubFactory, tmp_path: Path) -> tuple[Relay
             await within(10, "the client stopping", running)
         assert stored.gaps == [] and stored.first_sample == 0
         np.testing.assert_array_equal(stored.samples, source_samples(source, 0, last_seq))
+        # Every stored sample crossed the relay (frames are packed several to a message).
+        assert hub.network.counters.bytes_to_hub > stored.samples.nbytes
         return hub.network.counters, elapsed
 
 
@@ -60,6 +62,6 @@ def test_lossy_slow_link_still_delivers_every_frame(
 ) -> None:
     counters, elapsed = asyncio.run(lossy_scenario(hub_factory, tmp_path))
     print(f"\nlossy link: {counters}, all acked after {elapsed:.1f} s")
-    assert counters.to_hub > 100 and counters.to_client > 100  # the uplink went through it
+    assert counters.to_hub > 30 and counters.to_client > 30  # the uplink went through it
     assert counters.dropped_loss > 0 and counters.delayed > 0
     assert counters.strangers == 0 and counters.dropped_blackout == 0
