@@ -31,13 +31,14 @@ from ambulink.ambulance_client.media import MediaChoice, open_tracks
 from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.vitals import VitalsSimulator, vitals_message
 from ambulink.errors import AmbulinkError, ProtocolError
-from ambulink.protocol.ecg_frame import encode_ecg_frame
+from ambulink.protocol.ecg_frame import encode_ecg_frame, pack_ecg_frames
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
     Heartbeat,
     Missing,
     StreamOpen,
+    Telematics,
     Vitals,
     decode_message,
     encode_message,
@@ -76,6 +77,9 @@ class ClientSettings:
     heartbeat_interval_s: float = 1.0
     hub_silence_s: float = 3.0
     connect_timeout_s: float = 10.0
+    # Live frames wait at most this long to share one data-channel message: 40 ms frames go
+    # 2-3 to a message, well inside the waveform's ~100 ms batches and the alarms' seconds.
+    live_pacing_s: float = 0.1
 
 
 @dataclass
@@ -88,6 +92,7 @@ class ClientStatus:
     frames_sent: int = 0
     backfilled: int = 0
     acked_seq: int = -1
+    made_seq: int = -1  # the newest frame made; made_seq - acked_seq frames wait in the buffer
     last_error: str | None = None
     history: list[tuple[float, str]] = field(default_factory=list)
 
@@ -136,6 +141,9 @@ class AmbulanceClient:
         self._hub_ack = asyncio.Event()  # the hub answered this connection's stream_open
         self._link_changed = asyncio.Event()
         self.produced = asyncio.Event()  # set when a replay without loop has made its last frame
+        self.link_cut = False  # a simulated dead zone: no connection while set (``cut_link``)
+        self._uncut = asyncio.Event()
+        self._session_closed: asyncio.Event | None = None
         self.log = logging.LoggerAdapter(logger, {"unit_id": settings.unit_id})
 
     async def _on_disk(self, fn: Callable[..., T], *args: Any) -> T:
@@ -224,6 +232,7 @@ class AmbulanceClient:
             await self._on_disk(self.buffer.put, stream, k, data)
             self._live.put_nowait((k, data))
             self.status.frames_made += 1
+            self.status.made_seq = k
             self._new_frames.set()
             k += 1
             t_s = frame.first_sample / src.fs
@@ -264,6 +273,9 @@ class AmbulanceClient:
     async def _connect_forever(self, http: httpx.AsyncClient) -> None:
         failures = 0
         while True:
+            while self.link_cut:
+                self._uncut.clear()
+                await self._uncut.wait()
             self._set_link(LinkState.CONNECTING, self.clock())
             try:
                 await self._session(http)
@@ -277,7 +289,7 @@ class AmbulanceClient:
 
     async def _session(self, http: httpx.AsyncClient) -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        closed = asyncio.Event()
+        closed = self._session_closed = asyncio.Event()
         try:
             channel = pc.createDataChannel("telemetry", ordered=True)
             opened = asyncio.Event()
@@ -344,31 +356,41 @@ class AmbulanceClient:
         while not self._live.empty():
             self._live.get_nowait()  # made before this connection: sent by backfill below
         backfill_after = self.status.acked_seq
+        last_live = -math.inf
         while not closed.is_set():
             channel = self._channel
             if channel is None:
                 return
-            while not self._live.empty():
-                seq, data = self._live.get_nowait()
-                if seq >= live_from:
-                    channel.send(data)
-                    self.status.frames_sent += 1
+            live_due = last_live + self.settings.live_pacing_s
+            if not self._live.empty() and self.clock() >= live_due:
+                live: list[bytes] = []
+                while not self._live.empty():
+                    seq, data = self._live.get_nowait()
+                    if seq >= live_from:
+                        live.append(data)
+                for message in pack_ecg_frames(live):
+                    channel.send(message)
+                self.status.frames_sent += len(live)
+                last_live = self.clock()
             backfill_after = max(backfill_after, self.status.acked_seq)
             if backfill_after + 1 < live_from and channel.bufferedAmount < HIGH_WATER_BYTES:
                 rows = await self._on_disk(
                     self.buffer.pending, stream, backfill_after, BACKFILL_BATCH
                 )
                 rows = [(seq, data) for seq, data in rows if seq < live_from]
-                for seq, data in rows:
-                    channel.send(data)
-                    self.status.backfilled += 1
-                    backfill_after = seq
+                for message in pack_ecg_frames([data for _, data in rows]):
+                    channel.send(message)
                 if rows:
+                    self.status.backfilled += len(rows)
+                    backfill_after = rows[-1][0]
                     await asyncio.sleep(0)  # let live frames and acks in
                     continue
             self._new_frames.clear()
+            # Wake for the next frame, but send live frames at most every live_pacing_s:
+            # what arrives meanwhile goes in one message (fewer transport messages per second).
+            wait_s = 0.05 if self._live.empty() else max(live_due - self.clock(), 0.0)
             try:
-                async with asyncio.timeout(0.05):
+                async with asyncio.timeout(wait_s):
                     await self._new_frames.wait()
             except TimeoutError:
                 pass
@@ -385,6 +407,23 @@ class AmbulanceClient:
                 closed.set()
                 return
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    def cut_link(self, cut: bool) -> None:
+        """Simulate a radio dead zone: drop the connection and make no new one until uncut;
+        frames keep going to the disk buffer and are backfilled afterwards."""
+        self.link_cut = cut
+        if cut and self._session_closed is not None:
+            self._session_closed.set()
+        if not cut:
+            self._uncut.set()
+
+    def send_telematics(self, kind: str, data: dict[str, Any]) -> bool:
+        """A fleet report over the data channel (no MQTT broker); False while not connected."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open" or self.link_cut:
+            return False
+        channel.send(encode_message(Telematics(kind=kind, data=data)))  # type: ignore[arg-type]
+        return True
 
     def _send_json(self, message: StreamOpen | Vitals | Heartbeat) -> None:
         channel = self._channel
@@ -427,9 +466,9 @@ class AmbulanceClient:
         channel = self._channel
         if channel is None or channel.readyState != "open":
             return  # the next connection backfills them anyway
-        for _, data in rows:
-            channel.send(data)
-            self.status.backfilled += 1
+        for message in pack_ecg_frames([data for _, data in rows]):
+            channel.send(message)
+        self.status.backfilled += len(rows)
 
     async def _trim(self, stream_id: int, seq: int) -> None:
         await self._on_disk(self.buffer.ack, stream_id, seq)

@@ -22,19 +22,26 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
+from ambulink.hub import room_media
 from ambulink.hub.alarm_service import AlarmService
 from ambulink.hub.alarms import AlarmLedger
 from ambulink.hub.audit import AuditLog
 from ambulink.hub.bus import Bus, open_bus
+from ambulink.hub.fleet_api import fleet_routes, fleet_socket, open_fleet
+from ambulink.hub.fleet_service import FleetService
 from ambulink.hub.http_errors import error_response
 from ambulink.hub.ingest import Ingest
+from ambulink.hub.room_service import RoomService
+from ambulink.hub.room_socket import room_socket
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.store import CaseStore
 from ambulink.hub.store_types import StoredStream
+from ambulink.hub.timeline import Timeline
 from ambulink.hub.tokens import Grant, InvalidToken, TokenIssuer
 from ambulink.hub.uplink import UplinkSession
 from ambulink.hub.viewers import dispatch_socket, viewer_socket
 from ambulink.reports.ecg_image import render_12lead, render_strip
+from ambulink.rooms.media_room import MediaRouter
 from ambulink.rooms.model import RoomRegistry
 from ambulink.rtc import restrict_ice_hosts
 from ambulink.signal.analyzer import MIN_ST_LEADS, STANDARD_12, choose_analysis_lead
@@ -55,7 +62,10 @@ class Hub:
     ingest: Ingest
     alarms: AlarmService
     audit: AuditLog
+    fleet: FleetService | None = None  # units, hospitals and telematics (docs/fleet.md)
     rooms: RoomRegistry = field(default_factory=RoomRegistry)
+    room_service: RoomService | None = None  # set in the lifespan: joins, timeline, presence
+    media: MediaRouter = field(default_factory=MediaRouter)  # room media (passthrough SFU)
     uplinks: set[UplinkSession] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -131,6 +141,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             ingest.listeners.append(alarms.on_event)
             audit = await AuditLog(settings.data_dir / "audit.sqlite3").open()
             stack.push_async_callback(audit.close)
+            fleet = await stack.enter_async_context(open_fleet(settings, bus, alarms, ingest))
             hub = Hub(
                 settings,
                 TokenIssuer(settings.token_secret, settings.token_ttl_s),
@@ -140,11 +151,19 @@ def create_app(settings: HubSettings) -> FastAPI:
                 alarms,
                 audit,
             )
+            timeline = await Timeline(settings.data_dir / "timeline.sqlite3", bus).open()
+            stack.push_async_callback(timeline.close)
+            hub.room_service = await stack.enter_async_context(
+                RoomService(hub.rooms, timeline, bus, store, audit).running()
+            )
+            ingest.open_listeners.append(hub.room_service.on_stream_open)
+            hub.fleet = fleet
             try:
                 yield {"hub": hub}
             finally:
                 for session in list(hub.uplinks):
                     await session.close()
+                await hub.media.close()
                 if hub.tasks:
                     await asyncio.gather(*hub.tasks, return_exceptions=True)
 
@@ -173,6 +192,8 @@ def create_app(settings: HubSettings) -> FastAPI:
     async def create_case(body: CaseCreate, hub: HubDep, grant: GrantDep) -> dict[str, str]:
         grant.require("crew", unit=body.unit_id)
         case_id = await hub.store.create_case(body.unit_id)
+        if hub.fleet is not None:
+            hub.fleet.open_case(body.unit_id, case_id)
         return {"case_id": case_id}
 
     @app.get("/api/cases")
@@ -233,6 +254,9 @@ def create_app(settings: HubSettings) -> FastAPI:
         session = UplinkSession(
             grant,
             hub.ingest,
+            telematics=None if hub.fleet is None else hub.fleet.apply,
+            media=hub.media,
+            rooms=hub.rooms,
             heartbeat_interval_s=hub.settings.heartbeat_interval_s,
             heartbeat_misses=hub.settings.heartbeat_misses,
         )
@@ -241,7 +265,11 @@ def create_app(settings: HubSettings) -> FastAPI:
         return {"sdp": answer.sdp, "type": answer.type}
 
     app.add_api_websocket_route("/ws/cases/{case_id}", viewer_socket)
+    app.include_router(room_media.router)
     app.add_api_websocket_route("/ws/dispatch", dispatch_socket)
+    app.add_api_websocket_route("/ws/fleet", fleet_socket)
+    app.include_router(fleet_routes(grant_of))
+    app.add_api_websocket_route("/ws/rooms/{case_id}", room_socket)
 
     @app.get("/viewer")
     async def viewer_page() -> FileResponse:

@@ -21,6 +21,7 @@ from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.runner import build_client
 from ambulink.data import record_path
 from ambulink.hub.app import create_app
+from ambulink.hub.demo_fleet import KeepLifespanState, start_fleet
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.tokens import TokenIssuer
 
@@ -67,9 +68,8 @@ async def run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> No
         allowed_origins=(f"http://127.0.0.1:{port}", f"http://localhost:{port}"),
         demo_password=password,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = KeepLifespanState(create_app(settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     issuer = TokenIssuer(secret)
     async with asyncio.TaskGroup() as tasks:
         serving = tasks.create_task(server.serve())
@@ -91,10 +91,15 @@ async def run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> No
             clients.append((unit, client))
             tasks.create_task(client.run())
         base = f"http://127.0.0.1:{port}"
+        by_unit = {unit.unit_id: client for unit, client in clients}
+        fleet_lines = start_fleet(tasks, app.state["hub"], by_unit, issuer, base)
         print(f"ambulink demo: hub on {base}  (Ctrl-C to stop)", file=out)
         print(f"demo login password: {password}", file=out)
         print(f"live viewer (pick a unit there): {base}/viewer", file=out)
+        print(f"consult rooms (sign in, pick a case): {base}/consult", file=out)
         print("fleet:", file=out)
         for unit, _ in clients:
             print(f"  {unit.unit_id}: {unit.what}", file=out)
+        for line in fleet_lines:
+            print(line, file=out)
         out.flush()

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from ambulink.errors import AmbulinkError, ConfigError, ProtocolError, RecordNotFound, SignalError
 from ambulink.hub.bus import BusUnavailable
+from ambulink.hub.fleet import UnknownHospital, UnknownUnit
 from ambulink.hub.store import (
     CaseConflict,
     StorageUnavailable,
@@ -16,6 +17,7 @@ from ambulink.hub.store import (
     UnknownStream,
 )
 from ambulink.hub.tokens import Forbidden, InvalidToken
+from ambulink.rooms.model import NotAllowed, NotAMember, RoomError, RoomFull
 
 HTTP_STATUS: dict[type[AmbulinkError], int] = {
     InvalidToken: 401,
@@ -27,10 +29,16 @@ HTTP_STATUS: dict[type[AmbulinkError], int] = {
     StoreRejected: 400,
     UnknownCase: 404,
     UnknownStream: 404,
+    UnknownUnit: 404,
+    UnknownHospital: 404,
     CaseConflict: 409,
     StreamConflict: 409,
     StorageUnavailable: 503,
     BusUnavailable: 503,
+    RoomFull: 409,
+    NotAMember: 403,
+    NotAllowed: 403,
+    RoomError: 400,  # e.g. bad_offer, unsupported_codec (ambulink.rooms.media_offer)
 }
 
 

@@ -118,6 +118,10 @@ class Ingest:
         self._streams: dict[tuple[str, int], StreamState] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.listeners: list[Callable[[str, dict[str, object]], Awaitable[None]]] = []
+        # Told each stream opened for the first time in this process: the case timeline.
+        self.open_listeners: list[Callable[[StreamOpen], Awaitable[None]]] = []
+        # Told (stream, end sample) of each stored batch: the fleet's data age.
+        self.stored_listeners: list[Callable[[StreamOpen, int], None]] = []
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Ingest]:
@@ -150,6 +154,8 @@ class Ingest:
             if self._tasks is None:
                 raise RuntimeError("Ingest.open_stream called outside Ingest.running()")
             self._tasks.create_task(self._analyse(state))
+            for listener in self.open_listeners:
+                await listener(opened)
             if contiguous >= 0:
                 # A hub restart: analysis resumes after what is stored (earlier data is not
                 # re-analysed; its events were published before the restart).
@@ -185,6 +191,8 @@ class Ingest:
             state = self._streams.get((case_id, stream_id))
             if state is not None:
                 state.queue.put_nowait(batch)
+                for told in self.stored_listeners:
+                    told(state.opened, max(f.first_sample + f.n_samples for f in batch))
             for frame in batch:
                 await self._bus.append(
                     ecg_topic(case_id), {"frame": encode_ecg_frame(frame)}, maxlen=WAVEFORM_KEEP

@@ -34,6 +34,8 @@ class HubSettings:
     max_message_bytes: int = 65536
     demo_password: str | None = field(default=None, repr=False)  # enables /api/demo/login
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
+    mqtt_url: str | None = field(default=None, repr=False)  # mqtt://user:pass@host:port
+    fleet_path: Path | None = None  # JSON units and hospitals; None: the demo region
 
     @property
     def store_path(self) -> Path:
@@ -42,7 +44,8 @@ class HubSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> HubSettings:
         """Settings from ``AMBULINK_*`` variables (HOST, PORT, DATA_DIR, REDIS_URL, TOKEN_SECRET,
-        TOKEN_TTL_S, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated, ALARMS
+        TOKEN_TTL_S, MQTT_URL ``mqtt://user:pass@host:port``, FLEET a JSON file of units
+        and hospitals, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated, ALARMS
         a JSON object for ``AlarmPolicy.from_mapping``, e.g. ``{"escalation_chain":
         ["dispatch_supervisor"], "priorities": {"af": "high"}}``)."""
 
@@ -73,6 +76,16 @@ class HubSettings:
             except ValueError as exc:
                 raise ConfigError(f"{ENV_PREFIX}ALARMS is not JSON: {exc}") from exc
             kwargs["alarms"] = AlarmPolicy.from_mapping(config)
+        if (mqtt_url := get("MQTT_URL")) is not None:
+            parsed = urlparse(mqtt_url)
+            if parsed.scheme != "mqtt" or not parsed.hostname:
+                raise ConfigError(
+                    f"{ENV_PREFIX}MQTT_URL must look like mqtt://user:pass@host:port, "
+                    f"got a {parsed.scheme or 'schemeless'} URL"
+                )
+            kwargs["mqtt_url"] = mqtt_url
+        if (fleet := get("FLEET")) is not None:
+            kwargs["fleet_path"] = Path(fleet)
         if (ice := get("ICE_HOST_ADDRESSES")) is not None:
             kwargs["ice_host_addresses"] = tuple(a.strip() for a in ice.split(",") if a.strip())
         return cls(**kwargs)  # type: ignore[arg-type]

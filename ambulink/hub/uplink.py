@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -24,13 +25,12 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError
 
 from ambulink.errors import ProtocolError
 from ambulink.hub.ingest import Ingest
 from ambulink.hub.store import StoreRejected, StreamConflict, UnknownStream
 from ambulink.hub.tokens import Forbidden, Grant
-from ambulink.protocol.ecg_frame import EcgFrame, decode_ecg_frame
+from ambulink.protocol.ecg_frame import EcgFrame, decode_ecg_frame, split_ecg_frames
 from ambulink.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -39,10 +39,15 @@ from ambulink.protocol.messages import (
     Missing,
     Resume,
     StreamOpen,
+    Telematics,
     Vitals,
     decode_message,
     encode_message,
 )
+from ambulink.rooms.encoded import tap_receiver
+from ambulink.rooms.forwarding import PublishedTrack
+from ambulink.rooms.media_room import MediaMember, MediaRouter
+from ambulink.rooms.model import Room, RoomError, RoomRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +102,21 @@ class UplinkSession:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # paces the heartbeats
     counters: UplinkCounters = field(default_factory=UplinkCounters)
+    media: MediaRouter | None = None  # with ``rooms``: camera and mic go to the case's room
+    rooms: RoomRegistry | None = None
+    # FleetService.apply: a telematics report on the data channel (no MQTT broker)
+    telematics: Callable[[str, str, dict[str, Any]], Awaitable[bool]] | None = None
 
     def __post_init__(self) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.case_id: str | None = None
         self.channel: RTCDataChannel | None = None
         self.closed = asyncio.Event()
-        self.media_tracks: dict[str, MediaStreamTrack] = {}
-        self.media_frames: dict[str, int] = {}
-        self.last_video_frame: object | None = None
+        self.published: dict[str, PublishedTrack] = {}  # camera and mic, tapped (not decoded)
+        self.media_frames: dict[str, int] = {}  # encoded frames received, by kind
+        self.member_id = f"{self.grant.role}:{self.grant.sub}"  # as a room member
+        self.room: Room | None = None
+        self._media_member: MediaMember | None = None
         self._frames: asyncio.Queue[EcgFrame] = asyncio.Queue()
         self._streams: dict[int, StreamOpen] = {}  # opened on this connection
         self._durable: dict[int, int] = {}  # stream -> highest contiguous durable seq
@@ -130,13 +141,16 @@ class UplinkSession:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            # The consult rooms forward these (a later issue); until then they are received and
-            # counted, so the receiver's queues never grow.
+            # Taken as encoded frames (never decoded here) and forwarded into the case's room.
             self.log.info("uplink %s track received", track.kind)
-            self.media_tracks[track.kind] = track
-            task = asyncio.ensure_future(self._count_media(track))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            receiver = next(r for r in self.pc.getReceivers() if r.track is track)
+            published = PublishedTrack(self.member_id, track.kind)
+            published.listeners.append(lambda _: self._count_frame(track.kind))
+            tap = tap_receiver(receiver, published.on_frame)
+            published.send_keyframe_request = tap.request_keyframe
+            self.published[track.kind] = published
+            if self.room is not None and self.media is not None:
+                self.media.room(self.room.case_id).publish(self.member_id, published)
 
         @self.pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -144,15 +158,47 @@ class UplinkSession:
             if self.pc.connectionState in ("failed", "closed"):
                 await self.close()
 
-    async def _count_media(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                self.media_frames[track.kind] = self.media_frames.get(track.kind, 0) + 1
-                if track.kind == "video":
-                    self.last_video_frame = frame
-        except MediaStreamError:
+    def _count_frame(self, kind: str) -> None:
+        self.media_frames[kind] = self.media_frames.get(kind, 0) + 1
+
+    def _join_room(self, case_id: str) -> None:
+        """Publish the camera and mic into the case's room as the crew member (once the
+        session knows its case); a full room refuses the media, never the ECG."""
+        if self.media is None or self.rooms is None or self.grant.unit is None:
             return
+        room = self.rooms.room(case_id, self.grant.unit)
+        try:
+            room.join(self.member_id, "crew", time.time())
+        except RoomError as exc:
+            self.log.warning("uplink media not in the room: %s", exc.code)
+            return
+        self.room = room
+        room.set_media(
+            self.member_id, video="video" in self.published, audio="audio" in self.published
+        )
+        media_room = self.media.room(case_id)
+        if self.member_id in media_room.members:  # a previous connection of this uplink
+            media_room.detach(self.member_id)
+        self._media_member = MediaMember(self.member_id, "crew")
+        media_room.add(self._media_member)
+        for published in self.published.values():
+            media_room.publish(self.member_id, published)
+        self.rooms.changed(room)
+
+    def _leave_room(self) -> None:
+        """Session end: the media stops; the seat is kept for a reconnect (grace period)."""
+        room, self.room = self.room, None
+        if room is None or self.media is None or self.rooms is None:
+            return
+        media_room = self.media.rooms.get(room.case_id)
+        mine = self._media_member
+        if media_room is not None and mine is not None:
+            if media_room.members.get(self.member_id) is mine:  # not a newer connection's
+                media_room.detach(self.member_id)
+            if not media_room.members:
+                self.media.rooms.pop(room.case_id, None)
+        room.disconnect(self.member_id, time.time())
+        self.rooms.changed(room)
 
     async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Take the tablet's offer; return the hub's answer (ICE candidates included)."""
@@ -182,6 +228,7 @@ class UplinkSession:
     async def close(self) -> None:
         if not self.closed.is_set():
             self.closed.set()
+            self._leave_room()
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await self.pc.close()
@@ -192,31 +239,15 @@ class UplinkSession:
 
     def _on_message(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
+            # One or more frames back to back (the tablet packs what is waiting).
             try:
-                frame = decode_ecg_frame(data)
+                parts = split_ecg_frames(data)
             except ProtocolError as exc:
-                self.counters.bad_frames += 1
-                self._rerequest_ticks = REREQUEST_TICKS
-                self._ack_due.set()
-                self._refuse("bad_frame", str(exc))
+                self._bad_frame(str(exc))
                 return
-            opened = self._streams.get(frame.stream_id)
-            if opened is None:
-                self._send_error(
-                    "no_stream", f"send stream_open for stream {frame.stream_id} before its frames"
-                )
-                return
-            if (frame.n_leads, frame.fs) != (len(opened.leads), opened.fs):
-                self.counters.bad_frames += 1
-                self._refuse(
-                    "bad_frame",
-                    f"stream {frame.stream_id} seq {frame.seq}: {frame.n_leads} leads at "
-                    f"{frame.fs} Hz, but the stream was opened with {len(opened.leads)} leads "
-                    f"at {opened.fs} Hz",
-                )
-                return
-            self.counters.frames += 1
-            self._frames.put_nowait(frame)
+            for part in parts:
+                if not self._on_frame(part):
+                    return  # the rest is not trusted either; the hub re-requests what it lacks
             return
         try:
             message = decode_message(data)
@@ -227,6 +258,39 @@ class UplinkSession:
         task = asyncio.ensure_future(self._handle(message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_frame(self, data: bytes) -> bool:
+        """Check one frame and queue it for the store; False when it was refused."""
+        try:
+            frame = decode_ecg_frame(data)
+        except ProtocolError as exc:
+            self._bad_frame(str(exc))
+            return False
+        opened = self._streams.get(frame.stream_id)
+        if opened is None:
+            self._send_error(
+                "no_stream", f"send stream_open for stream {frame.stream_id} before its frames"
+            )
+            return False
+        if (frame.n_leads, frame.fs) != (len(opened.leads), opened.fs):
+            self.counters.bad_frames += 1
+            self._refuse(
+                "bad_frame",
+                f"stream {frame.stream_id} seq {frame.seq}: {frame.n_leads} leads at "
+                f"{frame.fs} Hz, but the stream was opened with {len(opened.leads)} leads "
+                f"at {opened.fs} Hz",
+            )
+            return False
+        self.counters.frames += 1
+        self._frames.put_nowait(frame)
+        return True
+
+    def _bad_frame(self, text: str) -> None:
+        """A frame that cannot be read: counted, refused, and what follows it re-requested."""
+        self.counters.bad_frames += 1
+        self._rerequest_ticks = REREQUEST_TICKS
+        self._ack_due.set()
+        self._refuse("bad_frame", text)
 
     async def _handle(self, message: Message) -> None:
         self._watch.seen(self.clock())
@@ -254,6 +318,8 @@ class UplinkSession:
                 case Vitals():
                     self._check_case(message.case_id, None)
                     await self.ingest.store_vitals(message)
+                case Telematics() if self.telematics is not None and self.grant.unit:
+                    await self.telematics(self.grant.unit, message.kind, message.data)
                 case _:
                     self._send_error(
                         "unexpected", f"the hub does not take {message.type} on an uplink"
@@ -266,6 +332,7 @@ class UplinkSession:
             self.grant.require("crew", unit=unit_id)
         if self.case_id is None:
             self.case_id = case_id
+            self._join_room(case_id)
         elif self.case_id != case_id:
             raise Forbidden(f"this uplink carries case {self.case_id}, not {case_id}")
 

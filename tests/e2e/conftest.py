@@ -109,7 +109,11 @@ class RunningHub:
 
 @asynccontextmanager
 async def running_hub(
-    data_dir: Path, *, seed: int = 0, demo_password: str | None = None
+    data_dir: Path,
+    *,
+    seed: int = 0,
+    demo_password: str | None = None,
+    mqtt_url: str | None = None,
 ) -> AsyncIterator[RunningHub]:
     """Start a hub on a free 127.0.0.1 port (the socket stays bound: no race for the port)."""
     secret = secrets.token_urlsafe(32)
@@ -124,6 +128,7 @@ async def running_hub(
         ice_host_addresses=("127.0.0.1",),
         allowed_origins=(f"http://127.0.0.1:{port}",),
         demo_password=demo_password,
+        mqtt_url=mqtt_url,
     )
     network = ImpairedNetwork(seed=seed)
     app = RelayedSignalling(create_app(settings), network)

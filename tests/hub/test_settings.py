@@ -42,3 +42,14 @@ def test_alarm_policy_comes_from_the_environment_and_high_priorities_stay_high()
         HubSettings.from_env({"AMBULINK_ALARMS": '{"priorities": {"vf": "low"}}'})
     with pytest.raises(ConfigError, match="AMBULINK_ALARMS is not JSON"):
         HubSettings.from_env({"AMBULINK_ALARMS": "{nope"})
+
+
+def test_mqtt_url_and_fleet_file_come_from_the_environment() -> None:
+    settings = HubSettings.from_env(
+        {"AMBULINK_MQTT_URL": "mqtt://hub:secret@127.0.0.1:18830", "AMBULINK_FLEET": "f.json"}
+    )
+    assert settings.mqtt_url == "mqtt://hub:secret@127.0.0.1:18830"
+    assert settings.fleet_path == Path("f.json") and "secret" not in repr(settings)
+    with pytest.raises(ConfigError, match="MQTT_URL must look like mqtt://") as caught:
+        HubSettings.from_env({"AMBULINK_MQTT_URL": "http://hub:secret@127.0.0.1"})
+    assert "secret" not in str(caught.value)
