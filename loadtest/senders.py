@@ -148,7 +148,7 @@ class Ambulance(ABC):
             if delay > 0:
                 await asyncio.sleep(delay)
                 if stop.is_set():
-                    return
+                    break
             data = self.frame(k)
             self.log.frame_made(k, due)
             window = self.log.window
@@ -164,6 +164,8 @@ class Ambulance(ABC):
             if k % frames_per_beat == 0:
                 await self.send(encode_message(Heartbeat(sent_at=time.time(), seq=k)))
             k += 1
+        if packed:  # frames made but still waiting for their pack: sent, not lost
+            await self.send(b"".join(packed))
 
 
 class LightAmbulance(Ambulance):

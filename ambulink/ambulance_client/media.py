@@ -8,18 +8,23 @@ aiortc's ``MediaPlayer`` (e.g. ``/dev/video0`` with ``v4l2``, ``default`` with `
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from aiortc import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from ambulink.errors import ConfigError
 
 # 5x7 bitmaps of the digits, one row per string, for the frame counter.
+VIDEO_CLOCK_HZ = 90_000  # RTP video clock
+
 _DIGITS = {
     "0": ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
     "1": ("00100", "01100", "00100", "00100", "00100", "00100", "01110"),
@@ -93,7 +98,22 @@ class TestPatternTrack(VideoStreamTrack):
         columns = np.repeat(bars, math.ceil(width / len(bars)), axis=0)[:width]
         self._base = np.repeat(columns[np.newaxis, :, :], height, axis=0)
         self.frames_made = 0
-        self._time_base = fractions.Fraction(1, 90_000)
+        self._time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+        self._started: float | None = None
+        self._timestamp = 0
+
+    async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        """The next frame's 90 kHz timestamp, paced at ``fps`` (aiortc's own is fixed at 30)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        step = VIDEO_CLOCK_HZ // self.fps
+        if self._started is None:
+            self._started = time.monotonic()
+            self._timestamp = 0
+        else:
+            self._timestamp += step
+            await asyncio.sleep(self._started + self._timestamp / VIDEO_CLOCK_HZ - time.monotonic())
+        return self._timestamp, self._time_base
 
     async def recv(self) -> VideoFrame:
         pts, _ = await self.next_timestamp()

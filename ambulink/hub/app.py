@@ -188,6 +188,12 @@ def create_app(settings: HubSettings) -> FastAPI:
         token = hub.tokens.mint(f"demo-{body.role}-{body.name}", body.role, unit=unit)
         return {"token": token, "role": body.role, "expires_in_s": hub.settings.token_ttl_s}
 
+    @app.post("/api/token/refresh")
+    async def refresh_token(hub: HubDep, grant: GrantDep) -> dict[str, object]:
+        """The caller's token renewed (same claims, a new short lifetime) while it is valid;
+        pages call this before expiry. Sessions end 12 h after sign-in."""
+        return {"token": hub.tokens.refresh(grant), "expires_in_s": hub.settings.token_ttl_s}
+
     @app.post("/api/cases", status_code=201)
     async def create_case(body: CaseCreate, hub: HubDep, grant: GrantDep) -> dict[str, str]:
         grant.require("crew", unit=body.unit_id)

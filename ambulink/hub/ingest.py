@@ -24,7 +24,7 @@ import numpy as np
 from ambulink.errors import SignalError
 from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
-from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame
+from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame, pack_ecg_frames
 from ambulink.protocol.messages import StreamOpen, Vitals, encode_message
 from ambulink.signal.analyzer import Analyzer, StreamEvent
 from ambulink.signal.events import EpisodeEnd, EpisodeStart
@@ -33,7 +33,7 @@ from ambulink.signal.st import StemiCleared, StemiSuspected
 logger = logging.getLogger(__name__)
 
 DELAYED_AFTER_S = 5.0  # an event decided on data older than this is reported as delayed
-WAVEFORM_KEEP = 3000  # frames kept per case on the bus (about a minute of 20 ms frames)
+WAVEFORM_KEEP = 3000  # entries kept per case on the bus (a minute or more: each is 1+ frames)
 
 
 def ecg_topic(case_id: str) -> str:
@@ -193,10 +193,9 @@ class Ingest:
                 state.queue.put_nowait(batch)
                 for told in self.stored_listeners:
                     told(state.opened, max(f.first_sample + f.n_samples for f in batch))
-            for frame in batch:
-                await self._bus.append(
-                    ecg_topic(case_id), {"frame": encode_ecg_frame(frame)}, maxlen=WAVEFORM_KEEP
-                )
+            # One bus entry per stored batch (frames back to back), not one per frame.
+            for packed in pack_ecg_frames([encode_ecg_frame(f) for f in batch]):
+                await self._bus.append(ecg_topic(case_id), {"frames": packed}, maxlen=WAVEFORM_KEEP)
         return acks
 
     async def store_vitals(self, vitals: Vitals) -> None:

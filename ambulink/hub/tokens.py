@@ -17,6 +17,7 @@ from ambulink.errors import AmbulinkError, ConfigError
 Role = Literal["crew", "specialist", "dispatch", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 MAX_TTL_S = 600
+MAX_SESSION_S = 12 * 3600  # a shift: refreshed tokens stop after this long since sign-in
 ALGORITHM = "HS256"
 
 
@@ -41,6 +42,7 @@ class Grant:
     unit: str | None = None
     room: str | None = None
     expires_at: float = 0.0
+    signed_in_at: float = 0.0  # when the holder first signed in; refreshes keep it
 
     def require(self, *roles: Role, unit: str | None = None) -> None:
         """Raise ``Forbidden`` unless the grant has one of ``roles`` (and ``unit``, if given)."""
@@ -64,11 +66,20 @@ class TokenIssuer:
         self._ttl_s = ttl_s
         self._clock = clock
 
-    def mint(self, sub: str, role: str, *, unit: str | None = None, room: str | None = None) -> str:
+    def mint(
+        self,
+        sub: str,
+        role: str,
+        *,
+        unit: str | None = None,
+        room: str | None = None,
+        signed_in_at: float | None = None,
+    ) -> str:
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
         now = int(self._clock())
         claims: dict[str, object] = {"sub": sub, "role": role, "iat": now, "exp": now + self._ttl_s}
+        claims["auth_time"] = now if signed_in_at is None else int(signed_in_at)
         if unit is not None:
             claims["unit"] = unit
         if room is not None:
@@ -105,4 +116,18 @@ class TokenIssuer:
             unit=claims.get("unit"),
             room=claims.get("room"),
             expires_at=float(claims["exp"]),
+            signed_in_at=float(claims.get("auth_time", claims["iat"])),
+        )
+
+    def refresh(self, grant: Grant) -> str:
+        """A fresh token for a still-valid ``grant``, same claims, so a page open for a whole
+        consult keeps working; refused once ``MAX_SESSION_S`` have passed since sign-in."""
+        if self._clock() - grant.signed_in_at >= MAX_SESSION_S:
+            raise InvalidToken(f"signed in more than {MAX_SESSION_S // 3600} h ago; sign in again")
+        return self.mint(
+            grant.sub,
+            grant.role,
+            unit=grant.unit,
+            room=grant.room,
+            signed_in_at=grant.signed_in_at,
         )

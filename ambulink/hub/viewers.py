@@ -25,7 +25,7 @@ from ambulink.errors import AmbulinkError, ProtocolError
 from ambulink.hub.alarm_service import DISPATCH_TOPIC, HUB_TOPIC, alarms_topic
 from ambulink.hub.ingest import ecg_topic, events_topic, vitals_topic
 from ambulink.hub.tokens import Grant, InvalidToken
-from ambulink.protocol.ecg_frame import decode_ecg_frame
+from ambulink.protocol.ecg_frame import decode_ecg_frame, split_ecg_frames
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ async def serve(
                         # it); alarms and events are never skipped.
                         behind = await hub.bus.read(topic, after=cursors[topic], count=10_000)
                         if behind:
-                            skipped += len(entries) + len(behind) - 1
+                            skipped += _frame_count(entries + behind[:-1])
                             cursors[topic] = behind[-1][0]
                             entries = behind[-1:]
                             await session.send({"type": "waveform_skipped", "frames": skipped})
@@ -307,11 +307,16 @@ async def _answer(session: MemberSession, code: str, message: str) -> bool:
     return True
 
 
+def _frame_count(entries: list[tuple[str, dict[str, bytes]]]) -> int:
+    return sum(len(split_ecg_frames(fields["frames"])) for _, fields in entries)
+
+
 def _waveform(entries: list[tuple[str, dict[str, bytes]]]) -> dict[str, object]:
-    """Frames grouped by stream: first sample, fs, gain, samples (leads by samples, ADC units)."""
+    """Frames grouped by stream: first sample, fs, gain, samples (leads by samples, ADC units).
+    Each bus entry holds one or more frames back to back (one stored batch)."""
     streams: dict[int, dict[str, object]] = {}
-    for _, fields in entries:
-        frame = decode_ecg_frame(fields["frame"])
+    frames = (decode_ecg_frame(part) for _, f in entries for part in split_ecg_frames(f["frames"]))
+    for frame in frames:
         item = streams.setdefault(
             frame.stream_id,
             {"stream_id": frame.stream_id, "fs": frame.fs, "gain": frame.gain, "chunks": []},

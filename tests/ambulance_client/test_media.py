@@ -48,3 +48,13 @@ def test_media_choices_are_checked() -> None:
         open_tracks(MediaChoice(camera="/dev/video99"))
     with pytest.raises(ConfigError, match="64x48"):
         PatternTrack(width=10)
+
+
+def test_the_test_pattern_stamps_frames_at_its_own_rate() -> None:
+    async def stamps(fps: int) -> list[int]:
+        video = PatternTrack(fps=fps)
+        return [(await video.recv()).pts for _ in range(4)]
+
+    # 90 kHz RTP clock: 9000 ticks per frame at 10 fps, 3000 at 30 (aiortc's fixed rate).
+    assert asyncio.run(stamps(10)) == [0, 9000, 18000, 27000]
+    assert asyncio.run(stamps(30)) == [0, 3000, 6000, 9000]

@@ -2,7 +2,7 @@ import jwt
 import pytest
 
 from ambulink.errors import ConfigError
-from ambulink.hub.tokens import Forbidden, InvalidToken, TokenIssuer
+from ambulink.hub.tokens import Forbidden, Grant, InvalidToken, TokenIssuer
 
 
 class Clock:
@@ -54,3 +54,19 @@ def test_roles_and_units_are_checked() -> None:
         issuer.mint("u", "patient")
     with pytest.raises(ConfigError, match="lifetime"):
         TokenIssuer("s" * 32, ttl_s=3600)
+
+
+def test_a_refreshed_token_keeps_its_claims_until_the_session_ends() -> None:
+    clock = Clock(1_800_000_000.0)
+    issuer = TokenIssuer("s" * 32, ttl_s=600, clock=clock)
+    token = issuer.mint("u-1", "crew", unit="amb-7")
+    for _ in range(71):  # 71 renewals, 9 min apart: 10 h 39 min after sign-in
+        clock.now += 540
+        grant = issuer.verify(issuer.refresh(issuer.verify(token)))
+        token = issuer.refresh(grant)
+    grant = issuer.verify(token)
+    assert (grant.sub, grant.role, grant.unit) == ("u-1", "crew", "amb-7")
+    assert grant.signed_in_at == 1_800_000_000.0
+    clock.now = 1_800_000_000.0 + 12 * 3600
+    with pytest.raises(InvalidToken, match="sign in again"):
+        issuer.refresh(Grant("u-1", "crew", "amb-7", signed_in_at=1_800_000_000.0))

@@ -47,7 +47,7 @@ async def slow_member_scenario(data_dir: Path, kind: str = "cases") -> list[dict
             assert json.loads(await socket.recv())["type"] == SOCKETS[kind]
             # A burst the member cannot take in one batch, then an alarm behind it.
             for data in frames:
-                await hub.hub.bus.append(ecg_topic(case_id), {"frame": data}, maxlen=5000)
+                await hub.hub.bus.append(ecg_topic(case_id), {"frames": data}, maxlen=5000)
             await hub.hub.alarms.on_event(case_id, VF_START)
 
             async def until_both() -> None:

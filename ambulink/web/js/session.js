@@ -19,8 +19,28 @@ export function currentToken() {
   return sessionStorage.getItem(KEY);
 }
 
-export function setToken(token) { sessionStorage.setItem(KEY, token); }
+export function setToken(token) { sessionStorage.setItem(KEY, token); keepFresh(); }
 export function clearToken() { sessionStorage.removeItem(KEY); }
+
+// Tokens live 10 minutes; a page open for a whole consult renews its token a minute before
+// expiry (POST /api/token/refresh, same claims; the hub ends sessions 12 h after sign-in).
+const RENEW_BEFORE_S = 60;
+let renewal = null;
+
+function keepFresh() {
+  clearTimeout(renewal);
+  const exp = claims()?.exp;
+  if (!exp) return;
+  const inMs = Math.max((exp - RENEW_BEFORE_S) * 1000 - Date.now(), 1000);
+  renewal = setTimeout(async () => {
+    try {
+      const reply = await api("/api/token/refresh", { method: "POST" });
+      setToken(reply.token);
+    } catch (error) {
+      console.warn("could not renew the sign-in:", error.message);
+    }
+  }, inMs);
+}
 
 /** Claims of the current token (not verified here; the hub verifies every call). */
 export function claims(token = currentToken()) {
@@ -68,3 +88,5 @@ export function openSocket(path, onMessage, { extra = {}, onClose = () => {} } =
   socket.onclose = (event) => onClose(event);
   return socket;
 }
+
+if (currentToken()) keepFresh();
