@@ -2,25 +2,22 @@
 
 Each record holds its predecessor's hash, so removing or editing a record breaks ``verify``.
 Records carry opaque ids only (member, case, alarm), never patient data. SQLite (WAL,
-synchronous=FULL) from one worker thread, like the case store.
+synchronous=FULL) on the case store's ``SqliteWorker`` (one worker thread, group commit).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from ambulink.errors import AmbulinkError
+from ambulink.hub.store_worker import SqliteWorker
 
-T = TypeVar("T")
 GENESIS = "0" * 64
 
 
@@ -51,61 +48,50 @@ class AuditLog:
     """Async facade; the SQLite connection lives on one worker thread."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
-        self._path = path
         self._clock = clock
-        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-        self._conn: sqlite3.Connection | None = None
-        self._last = GENESIS
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+        self._db = SqliteWorker(path, name="audit log")
 
     async def open(self) -> AuditLog:
-        await self._run(self._open)
+        await self._db.open("FULL", _create_table)
         return self
 
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at REAL NOT NULL, "
-            "actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, "
-            "outcome TEXT NOT NULL, prev TEXT NOT NULL, digest TEXT NOT NULL)"
-        )
-        row = conn.execute("SELECT digest FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        self._last = row[0] if row else GENESIS
-        self._conn = conn
-
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._disk.shutdown(wait=True)
+        await self._db.close()
 
     async def append(self, actor: str, action: str, target: str, outcome: str = "ok") -> None:
-        await self._run(self._append, self._clock(), actor, action, target, outcome)
+        at = self._clock()
 
-    def _append(self, at: float, actor: str, action: str, target: str, outcome: str) -> None:
-        assert self._conn is not None
-        digest = record_digest(self._last, at, actor, action, target, outcome)
-        self._conn.execute(
-            "INSERT INTO audit (at, actor, action, target, outcome, prev, digest) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, actor, action, target, outcome, self._last, digest),
-        )
-        self._last = digest
+        def insert(conn: sqlite3.Connection) -> Callable[[], None]:
+            # The chain's last digest is read inside the write's transaction, so records
+            # committed together still chain in order.
+            row = conn.execute("SELECT digest FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, outcome, prev, digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    at,
+                    actor,
+                    action,
+                    target,
+                    outcome,
+                    prev,
+                    record_digest(prev, at, actor, action, target, outcome),
+                ),
+            )
+            return lambda: None
+
+        await self._db.write(insert)
 
     async def records(self) -> list[AuditRecord]:
-        return await self._run(self._records)
+        def read(conn: sqlite3.Connection) -> list[AuditRecord]:
+            rows = conn.execute(
+                "SELECT seq, at, actor, action, target, outcome, prev, digest FROM audit "
+                "ORDER BY seq"
+            ).fetchall()
+            return [AuditRecord(*row) for row in rows]
 
-    def _records(self) -> list[AuditRecord]:
-        assert self._conn is not None
-        rows = self._conn.execute(
-            "SELECT seq, at, actor, action, target, outcome, prev, digest FROM audit ORDER BY seq"
-        ).fetchall()
-        return [AuditRecord(*row) for row in rows]
+        return await self._db.read(read)
 
     async def verify(self) -> int:
         """Check the whole chain; returns the number of records, or raises ``AuditBroken``."""
@@ -117,3 +103,11 @@ class AuditLog:
                 raise AuditBroken(f"audit record {r.seq} does not follow from the one before it")
             prev = r.digest
         return len(records)
+
+
+def _create_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at REAL NOT NULL, "
+        "actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, "
+        "outcome TEXT NOT NULL, prev TEXT NOT NULL, digest TEXT NOT NULL)"
+    )

@@ -33,9 +33,12 @@ class _Write:
 class SqliteWorker:
     """Owns the connection and its thread. Call from the event loop that opened it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str = "case store") -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ambulink-store")
+        self.name = name  # in error messages: "could not read the <name> <path>"
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"ambulink-{name.replace(' ', '-')}"
+        )
         self._conn: sqlite3.Connection | None = None  # worker thread only
         self._pending: list[_Write] = []  # event loop only
         self._flusher: asyncio.Task[None] | None = None
@@ -53,7 +56,7 @@ class SqliteWorker:
             raise
 
     def _connect(self, synchronous: str, setup: Callable[[sqlite3.Connection], None]) -> None:
-        failed = f"could not open the case store {self.path}"
+        failed = f"could not open the {self.name} {self.path}"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None)  # we issue BEGIN/COMMIT
@@ -103,7 +106,7 @@ class SqliteWorker:
             try:
                 return work(self._live_conn())
             except sqlite3.Error as exc:
-                message = f"could not read the case store {self.path}: {exc}"
+                message = f"could not read the {self.name} {self.path}: {exc}"
                 raise StorageUnavailable(message) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
@@ -116,16 +119,16 @@ class SqliteWorker:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(cast(Apply[object], apply), future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="case-store-commit")
+            self._flusher = asyncio.create_task(self._flush(), name=f"{self.name}-commit")
         return cast(_T, await future)
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StorageUnavailable(f"case store {self.path} is closed")
+            raise StorageUnavailable(f"{self.name} {self.path} is closed")
 
     def _live_conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise StorageUnavailable(f"case store {self.path} is closed")
+            raise StorageUnavailable(f"{self.name} {self.path} is closed")
         return self._conn
 
     async def _flush(self) -> None:
@@ -192,6 +195,6 @@ class SqliteWorker:
     def _as_error(self, exc: AmbulinkError | sqlite3.Error) -> AmbulinkError:
         if isinstance(exc, AmbulinkError):
             return exc
-        error = StorageUnavailable(f"could not write to the case store {self.path}: {exc}")
+        error = StorageUnavailable(f"could not write to the {self.name} {self.path}: {exc}")
         error.__cause__ = exc
         return error

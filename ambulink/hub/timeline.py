@@ -1,6 +1,6 @@
 """The durable case timeline: entries saved in SQLite, then pushed to the case's room members.
 
-Every entry is written (WAL, synchronous=FULL, one worker thread, like the audit log) before it
+Every entry is written (WAL, synchronous=FULL, on the case store's ``SqliteWorker``) before it
 is published on the room's bus topic (``room:{case_id}``, field ``json``), so a member that
 joins later reads it from the store and one that is in the room gets it at once, in whichever
 hub process it is connected. Entries that must exist once per case or per event (case opened,
@@ -9,21 +9,16 @@ ECG started, an alarm raised) carry a ``key``: appending an existing key does no
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
 
 from ambulink.hub.bus import Bus
-from ambulink.hub.store_types import StorageUnavailable
+from ambulink.hub.store_worker import SqliteWorker
 from ambulink.rooms.timeline import Entry, check_kind
-
-T = TypeVar("T")
 
 ROOM_KEEP = 1000  # bus entries kept per room topic (presence and timeline changes)
 SNAPSHOT_ENTRIES = 500  # newest entries a joining member gets
@@ -45,35 +40,16 @@ class Timeline:
     """Async facade over the timeline store; ``clock`` gives Unix seconds."""
 
     def __init__(self, path: Path, bus: Bus, clock: Callable[[], float] = time.time) -> None:
-        self._path = path
         self._bus = bus
         self._clock = clock
-        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="timeline")
-        self._conn: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(f"the timeline store {self._path.name} failed: {exc}") from exc
+        self._db = SqliteWorker(path, name="timeline store")
 
     async def open(self) -> Timeline:
-        await self._run(self._open)
+        await self._db.open("FULL", _create_tables)
         return self
 
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
-
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._disk.shutdown(wait=True)
+        await self._db.close()
 
     async def append(
         self,
@@ -100,7 +76,12 @@ class Timeline:
 
     async def add(self, entry: Entry, *, key: str | None = None) -> Entry | None:
         """Save a ready entry (e.g. from ``rooms.timeline.action_entry``) and push it."""
-        if not await self._run(self._insert, entry, key):
+
+        def insert(conn: sqlite3.Connection) -> Callable[[], bool]:
+            added = _insert(conn, entry, key)
+            return lambda: added
+
+        if not await self._db.write(insert):
             return None
         message = {"type": "timeline_entry", "entry": entry.to_json()}
         await self._bus.append(
@@ -108,36 +89,40 @@ class Timeline:
         )
         return entry
 
-    def _insert(self, entry: Entry, key: str | None) -> bool:
-        assert self._conn is not None
-        cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO timeline (entry_id, case_id, at, kind, by, text, data, key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.entry_id,
-                entry.case_id,
-                entry.at,
-                entry.kind,
-                entry.by,
-                entry.text,
-                json.dumps(entry.data),
-                key,
-            ),
-        )
-        return cursor.rowcount == 1
-
     async def entries(self, case_id: str, limit: int = SNAPSHOT_ENTRIES) -> list[Entry]:
         """The case's newest ``limit`` entries, oldest first."""
-        return await self._run(self._entries, case_id, limit)
+        return await self._db.read(lambda conn: _entries(conn, case_id, limit))
 
-    def _entries(self, case_id: str, limit: int) -> list[Entry]:
-        assert self._conn is not None
-        rows = self._conn.execute(
-            "SELECT entry_id, case_id, at, kind, by, text, data FROM timeline WHERE case_id=? "
-            "ORDER BY at DESC, seq DESC LIMIT ?",
-            (case_id, limit),
-        ).fetchall()
-        return [
-            Entry(entry_id, case, at, check_kind(kind), by, text, json.loads(data))
-            for entry_id, case, at, kind, by, text, data in reversed(rows)
-        ]
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+
+
+def _insert(conn: sqlite3.Connection, entry: Entry, key: str | None) -> bool:
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO timeline (entry_id, case_id, at, kind, by, text, data, key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.entry_id,
+            entry.case_id,
+            entry.at,
+            entry.kind,
+            entry.by,
+            entry.text,
+            json.dumps(entry.data),
+            key,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def _entries(conn: sqlite3.Connection, case_id: str, limit: int) -> list[Entry]:
+    rows = conn.execute(
+        "SELECT entry_id, case_id, at, kind, by, text, data FROM timeline WHERE case_id=? "
+        "ORDER BY at DESC, seq DESC LIMIT ?",
+        (case_id, limit),
+    ).fetchall()
+    return [
+        Entry(entry_id, case, at, check_kind(kind), by, text, json.loads(data))
+        for entry_id, case, at, kind, by, text, data in reversed(rows)
+    ]
