@@ -246,10 +246,9 @@ async def run(units_n: int, sockets: int, seconds: float) -> dict[str, Any]:
 
 async def serve_hub(port: int, data_dir: Path, mqtt_url: str, fleet_file: Path) -> None:
     """The hub child process: ``create_app`` with MQTT, prints ``ready <pid> <port>``."""
-    import uvicorn
-
     from ambulink.hub.app import create_app
     from ambulink.hub.settings import HubSettings
+    from loadtest.hub_process import serve_app
 
     settings = HubSettings(
         port=port,
@@ -259,17 +258,7 @@ async def serve_hub(port: int, data_dir: Path, mqtt_url: str, fleet_file: Path) 
         fleet_path=fleet_file,
         allowed_origins=(f"http://127.0.0.1:{port}",),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            await serving
-            raise SystemExit("the hub did not start")
-        await asyncio.sleep(0.05)
-    print(f"ready {os.getpid()} {port}", flush=True)
-    await serving
+    await serve_app(create_app(settings), port)
 
 
 def main(argv: list[str] | None = None) -> None:

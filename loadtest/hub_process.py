@@ -89,7 +89,12 @@ async def serve(port: int, data_dir: Path, secret: str) -> None:
         ice_host_addresses=("127.0.0.1",),
         allowed_origins=(f"http://127.0.0.1:{port}",),
     )
-    app = StatsWrapper(create_app(settings))
+    await serve_app(StatsWrapper(create_app(settings)), port)
+
+
+async def serve_app(app: Any, port: int) -> None:
+    """Serve ``app`` on 127.0.0.1:``port``; print ``ready <pid> <port>`` once it listens (the
+    parent waits for that line), then serve until stopped."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
