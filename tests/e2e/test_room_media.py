@@ -2,18 +2,22 @@
 reach the other members over POST /api/rooms/{case_id}/media/offer, forwarded without decoding;
 bad offers are refused with clear errors and leak nothing, while another room keeps flowing.
 
-Members join the room through ``hub.rooms`` directly; switch these joins to the member socket
-``/ws/rooms/{case_id}`` (ambulink/hub/room_socket.py) once it exists.
+Members join the room through the member socket ``/ws/rooms/{case_id}`` first, as browsers do;
+the sockets are read (and their messages dropped) until the test ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import websockets
 from aiortc import RTCSessionDescription
 
 from ambulink.ambulance_client.media import MediaChoice
@@ -61,10 +65,41 @@ async def poll_or_explain(
         raise AssertionError(f"{exc}: {state()}") from None
 
 
-def join(hub: RunningHub, case_id: str, member_id: str, role: str) -> None:
-    room = hub.hub.rooms.room(case_id, UNIT)
-    room.join(member_id, role, time.time())  # type: ignore[arg-type]
-    hub.hub.rooms.changed(room)
+class RoomSockets:
+    """Member sockets held open (and drained) for a test: the seats media offers need."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        self.hub = hub
+        self.stack = AsyncExitStack()
+        self.readers: list[asyncio.Task[None]] = []
+        self.sockets: dict[tuple[str, str], websockets.ClientConnection] = {}
+
+    async def join(self, case_id: str, sub: str, token_role: str) -> None:
+        """Join as ``<token_role>:<sub>``; returns once the hub said ``joined``."""
+        url = self.hub.url.replace("http://", "ws://") + f"/ws/rooms/{case_id}"
+        socket = await self.stack.enter_async_context(websockets.connect(url))
+        await socket.send(
+            json.dumps({"type": "auth", "token": self.hub.issuer.mint(sub, token_role)})
+        )
+        while (message := json.loads(await socket.recv()))["type"] != "joined":
+            assert message["type"] != "error", message
+        self.readers.append(asyncio.create_task(self._drain(socket)))
+        self.sockets[case_id, sub] = socket
+
+    async def leave(self, case_id: str, sub: str) -> None:
+        await self.sockets[case_id, sub].send(json.dumps({"type": "leave"}))
+
+    @staticmethod
+    async def _drain(socket: websockets.ClientConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for _ in socket:
+                pass
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
 
 
 async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
@@ -79,6 +114,7 @@ async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
         running = asyncio.create_task(client.run(until=stop))
         specialist = MemberPeer("specialist", publish=True, slots=2)
         observer = MemberPeer("dispatch", slots=2)
+        sockets = RoomSockets(hub)
         try:
             await poll_until(
                 lambda: any(s.room for s in hub.hub.uplinks), 20, "the uplink in a room"
@@ -87,8 +123,8 @@ async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
             case_id = session.case_id
             assert case_id is not None
             ambulance = session.member_id
-            join(hub, case_id, "specialist:dr-a", "specialist")
-            join(hub, case_id, "dispatch:desk", "observer")
+            await sockets.join(case_id, "dr-a", "specialist")
+            await sockets.join(case_id, "desk", "dispatch")
             await specialist.connect(via_hub(hub, case_id, hub.issuer.mint("dr-a", "specialist")))
             await observer.connect(via_hub(hub, case_id, hub.issuer.mint("desk", "dispatch")))
             await poll_or_explain(
@@ -127,9 +163,7 @@ async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
 
             # The specialist leaves the room: the hub closes its connection, the observer is told.
             observer.slots_changed.clear()
-            room = hub.hub.rooms.get(case_id)
-            room.leave("specialist:dr-a")
-            hub.hub.rooms.changed(room)
+            await sockets.leave(case_id, "dr-a")
             await poll_until(lambda: hub.hub.media.peer_connections == 1, 10, "the pc closed")
             await asyncio.wait_for(observer.slots_changed.wait(), 10)
             assert {s["member_id"] for s in observer.slot_messages[-1]} == {ambulance}
@@ -138,6 +172,7 @@ async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
         finally:
             await specialist.close()
             await observer.close()
+            await sockets.close()
             stop.set()
             await asyncio.wait_for(running, 15)
 
@@ -181,8 +216,9 @@ async def refusal_scenario(hub_factory: HubFactory) -> None:
         busy = await hub.hub.store.create_case(UNIT)
         quiet = await hub.hub.store.create_case(UNIT)
         # Another room with media flowing all along.
-        join(hub, busy, "specialist:pub", "specialist")
-        join(hub, busy, "specialist:view", "specialist")
+        sockets = RoomSockets(hub)
+        await sockets.join(busy, "pub", "specialist")
+        await sockets.join(busy, "view", "specialist")
         publisher = MemberPeer("pub", publish=True, slots=1)
         viewer = MemberPeer("view", slots=1)
         probe = MemberPeer(
@@ -195,8 +231,8 @@ async def refusal_scenario(hub_factory: HubFactory) -> None:
             await viewer.connect(via_hub(hub, busy, hub.issuer.mint("view", "specialist")))
             await poll_until(lambda: len(viewer.seen("specialist:pub")) >= 5, 30, "busy room video")
 
-            join(hub, quiet, "specialist:probe", "specialist")
-            join(hub, quiet, "dispatch:desk", "observer")
+            await sockets.join(quiet, "probe", "specialist")
+            await sockets.join(quiet, "desk", "dispatch")
             await probe.pc.setLocalDescription(await probe.pc.createOffer())
             offer = probe.pc.localDescription.sdp
             token = hub.issuer.mint("probe", "specialist")
@@ -220,7 +256,7 @@ async def refusal_scenario(hub_factory: HubFactory) -> None:
             assert quiet not in hub.hub.media.rooms
 
             # A member that never completes ICE: its connection is closed after the timeout.
-            join(hub, quiet, "specialist:silent", "specialist")
+            await sockets.join(quiet, "silent", "specialist")
             await silent.pc.setLocalDescription(await silent.pc.createOffer())
             response = await post_offer(
                 hub, quiet, hub.issuer.mint("silent", "specialist"), silent.pc.localDescription.sdp
@@ -240,6 +276,7 @@ async def refusal_scenario(hub_factory: HubFactory) -> None:
         finally:
             for peer in (publisher, viewer, probe, silent):
                 await peer.close()
+            await sockets.close()
         await hub.hub.media.close()
         assert hub.hub.media.peer_connections == 0 and hub.hub.media.tasks == 0
         await poll_until(
