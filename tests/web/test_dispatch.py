@@ -471,3 +471,37 @@ def test_the_30_minute_rings_and_the_scale_bar_are_true_distances(tmp_path: Path
     a = _unproject(100, y_mid, seen)
     b = _unproject(100 + seen["barPx"], y_mid, seen)
     assert abs(great_circle_m(*a, *b) - seen["barMetres"]) < 0.01 * seen["barMetres"]
+
+
+async def readiness_scenario(data_dir: Path) -> tuple[bool, bool, str]:
+    async with fleet_hub(data_dir / "hub", None) as hub, chromium() as browser:
+        assert hub.hub.fleet is not None
+        page = await open_dispatch(browser, hub)
+        other = await open_dispatch(browser, hub)  # a second dispatcher sees the change
+        box = "#hospitals tr[data-hospital-id='h-central'] input[type=checkbox]"
+        await page.wait_for_selector(box, timeout=SETUP_MS)
+        before = hub.hub.fleet.fleet.ready.get("h-central", False)
+        await page.click(box)
+        drawn = "#map g.hospital.ready[data-hospital-id='h-central']"
+        await other.wait_for_selector(drawn, state="attached", timeout=SETUP_MS)
+        after = hub.hub.fleet.fleet.ready.get("h-central", False)
+        checked = await other.is_checked(box)
+        # A crew token may not set it: the hub refuses, whatever a page sends.
+        crew = hub.issuer.mint("tablet-amb-1", "crew", unit="amb-1")
+        refused: str = await page.evaluate(
+            """async (token) => {
+              const r = await fetch('/api/hospitals/h-central/ready', {method: 'POST',
+                headers: {'Content-Type': 'application/json', Authorization: `Bearer ${token}`},
+                body: JSON.stringify({ready: false})});
+              return `${r.status} ${(await r.json()).error.code}`;
+            }""",
+            crew,
+        )
+        assert hub.hub.fleet.fleet.ready.get("h-central", False) is True
+        return before, after and checked, refused
+
+
+def test_a_dispatcher_marks_a_hospital_ready_for_arrival(tmp_path: Path) -> None:
+    before, shown, refused = asyncio.run(readiness_scenario(tmp_path))
+    assert before is False and shown
+    assert refused == "403 forbidden"

@@ -1,7 +1,7 @@
 // The dispatch page: signs in (dispatch role), follows /ws/fleet (units, hospitals, weather)
 // and /ws/dispatch (alarms, acknowledgement), and renders the map, the unit list and a card.
 
-import { claims, clearToken, currentToken, demoLogin } from "../js/session.js";
+import { api, claims, clearToken, currentToken, demoLogin } from "../js/session.js";
 import { FleetMap } from "./map.js";
 import { UnitList, formatAge } from "./list.js";
 import { UnitCard } from "./card.js";
@@ -32,9 +32,41 @@ function render() {
     map.render(state, selected);
     list.render(state, selected);
     card.render(state, selected);
+    renderHospitals();
     $("counts").textContent = `${state.units.size} units · ${state.hospitals.size} hospitals`;
     window.ambulinkDispatch.renders += 1;
   }, 0);
+}
+
+// Hospitals and their "ready for arrival" state: a dispatcher sets it; every page sees it change
+// over /ws/fleet (the checkbox follows the hub, not the click).
+function renderHospitals() {
+  const rows = [...state.hospitals.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const key = JSON.stringify(rows.map((h) => [h.hospital_id, h.ready]));
+  if ($("hospitals").dataset.key === key) return;
+  $("hospitals").dataset.key = key;
+  $("hospitals").replaceChildren(...rows.map((h) => {
+    const row = document.createElement("tr");
+    row.dataset.hospitalId = h.hospital_id;
+    const can = [h.cath_lab ? "cath lab" : null, h.stroke_unit ? "stroke unit" : null].filter(Boolean);
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: h.ready });
+    box.setAttribute("aria-label", `${h.name} ready for arrival`);
+    box.addEventListener("change", async () => {
+      box.disabled = true;
+      try {
+        await api(`/api/hospitals/${encodeURIComponent(h.hospital_id)}/ready`, { method: "POST", body: { ready: box.checked } });
+        $("hospital-error").textContent = "";
+      } catch (error) {
+        box.checked = !box.checked;
+        $("hospital-error").textContent = `${h.name}: ${error.message}`;
+      } finally { box.disabled = false; }
+    });
+    const cells = [h.name, can.join(", ") || "—"].map((text) => Object.assign(document.createElement("td"), { textContent: text }));
+    const ready = document.createElement("td");
+    ready.append(box);
+    row.append(...cells, ready);
+    return row;
+  }));
 }
 
 function showConnection(which, stateName, detail) {
