@@ -47,6 +47,7 @@ from loadtest.procs import (
     free_port,
     machine_busy_seconds,
     thread_cpu_seconds,
+    tree_cpu_seconds,
 )
 from loadtest.senders import BLOCK_MS, Ambulance, LightAmbulance, WsAmbulance
 
@@ -225,8 +226,9 @@ async def run_step(
         for a in ambulances:
             a.log.window = window
         threads0 = thread_cpu_seconds(server.pid)
+        own0 = cpu_seconds(server.pid)
         server0, me0, busy0 = (
-            cpu_seconds(server.pid),
+            tree_cpu_seconds(server.pid),  # with the analysis worker process
             cpu_seconds(os.getpid()),
             machine_busy_seconds(),
         )
@@ -252,14 +254,18 @@ async def run_step(
             )
         await asyncio.sleep(window_s)
         elapsed = time.monotonic() - t0
+        own1 = cpu_seconds(server.pid)
         server1, me1, busy1 = (
-            cpu_seconds(server.pid),
+            tree_cpu_seconds(server.pid),
             cpu_seconds(os.getpid()),
             machine_busy_seconds(),
         )
         threads1 = thread_cpu_seconds(server.pid)
         stats_end = await _hub_stats(http)
         by_thread = _by_thread(threads0, threads1, stats_end, server.pid, elapsed)
+        workers = (server1 - server0) - (own1 - own0)
+        if workers > 0.01 * elapsed:
+            by_thread["worker processes"] = round(100 * workers / elapsed, 1)
         if profiler is not None:
             await profiler.wait()
         stop.set()
@@ -415,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         "--pack",
         type=int,
         default=3,
-        help="40 ms frames per data-channel message (the client's 100 ms live pacing packs 2-3; "
+        help="40 ms frames per data-channel message (the client's 120 ms live pacing packs 3; "
         "1 = one frame per message as before)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")

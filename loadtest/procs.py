@@ -24,6 +24,35 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) * _TICK_S
 
 
+def descendants(pid: int) -> list[int]:
+    """Live child processes of ``pid``, their children, and so on (e.g. the hub's analysis
+    worker, a child of the multiprocessing fork server the hub started)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants: a server's whole cost."""
+    total = cpu_seconds(pid)
+    for child in descendants(pid):
+        try:
+            total += cpu_seconds(child)
+        except OSError:
+            continue  # ended meanwhile
+    return total
+
+
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
     """User + system CPU seconds of each live thread of ``pid``, by native thread id."""
     out: dict[int, float] = {}

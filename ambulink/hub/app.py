@@ -9,7 +9,6 @@ import secrets
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
 from ambulink.hub import room_media
 from ambulink.hub.alarm_service import AlarmService
 from ambulink.hub.alarms import AlarmLedger
+from ambulink.hub.analysis import open_analysis
 from ambulink.hub.audit import AuditLog
 from ambulink.hub.bus import Bus, open_bus
 from ambulink.hub.fleet_api import fleet_routes, fleet_socket, open_fleet
@@ -129,9 +129,8 @@ def create_app(settings: HubSettings) -> FastAPI:
             store = await CaseStore.open(settings.store_path)
             stack.push_async_callback(store.close)
             bus = await stack.enter_async_context(open_bus(settings.redis_url))
-            analysis = stack.enter_context(
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-            )
+            analysis = open_analysis(settings.analysis)
+            stack.callback(analysis.close)
             ingest = await stack.enter_async_context(Ingest(store, bus, analysis).running())
             alarms = await stack.enter_async_context(
                 AlarmService(

@@ -5,7 +5,8 @@ transaction per batch and returns, per stream, the highest contiguous durable se
 (what the uplink acks). Stored frames are published on the bus for viewers, and fed to the
 stream's ``Analyzer`` strictly in sequence order: a frame that arrives ahead of a gap (backfill
 after an outage) waits until the gap is filled, and the events it yields are flagged
-``delayed``. Analysis runs in a worker thread so the event loop never waits on numpy.
+``delayed``. Analysis runs in a worker process (``hub/analysis.py``; a thread if configured) so
+the event loop never waits on numpy.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ambulink.errors import SignalError
+from ambulink.hub.analysis import AnalysisUnavailable, StreamAnalysis
 from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
 from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame, pack_ecg_frames
 from ambulink.protocol.messages import StreamOpen, Vitals, encode_message
-from ambulink.signal.analyzer import Analyzer, StreamEvent
+from ambulink.signal.analyzer import StreamEvent
 from ambulink.signal.events import EpisodeEnd, EpisodeStart
 from ambulink.signal.st import StemiCleared, StemiSuspected
 
@@ -54,7 +55,6 @@ class StreamState:
 
     case_id: str
     opened: StreamOpen
-    analyzer: Analyzer
     next_seq: int = 0
     waiting: dict[int, EcgFrame] = field(default_factory=dict)
     queue: asyncio.Queue[list[EcgFrame]] = field(default_factory=asyncio.Queue)
@@ -107,7 +107,7 @@ class Ingest:
         self,
         store: CaseStore,
         bus: Bus,
-        analysis: Executor,
+        analysis: StreamAnalysis,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -148,8 +148,7 @@ class Ingest:
         )
         contiguous = await self._store.contiguous_seq(opened.case_id, opened.stream_id)
         if key not in self._streams:
-            analyzer = Analyzer(float(opened.fs), list(opened.leads), gain=opened.gain)
-            state = StreamState(opened.case_id, opened, analyzer)
+            state = StreamState(opened.case_id, opened)
             self._streams[key] = state
             if self._tasks is None:
                 raise RuntimeError("Ingest.open_stream called outside Ingest.running()")
@@ -212,7 +211,6 @@ class Ingest:
 
     async def _analyse(self, state: StreamState) -> None:
         fs = float(state.opened.fs)
-        loop = asyncio.get_running_loop()
         while True:
             batch = await state.queue.get()
             if not batch:
@@ -229,12 +227,18 @@ class Ingest:
             block = np.concatenate([f.samples for f in ready])
             lead_off = _lead_off_flags(ready, len(state.opened.leads))
             try:
-                events = await loop.run_in_executor(
-                    self._analysis, state.analyzer.feed, block, lead_off
+                events = await self._analysis.feed(
+                    (state.case_id, state.opened.stream_id),
+                    fs,
+                    list(state.opened.leads),
+                    state.opened.gain,
+                    block,
+                    lead_off,
                 )
-            except SignalError as exc:
+            except (SignalError, AnalysisUnavailable) as exc:
                 # Data the analysis cannot take (it never should, frames are checked on
-                # arrival): announce it as a technical event and keep the stream going.
+                # arrival), or its worker process died: announce it as a technical event and
+                # keep the stream going.
                 logger.error(
                     "analysis of stream %d refused a block: %s", state.opened.stream_id, exc
                 )

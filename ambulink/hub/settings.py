@@ -7,12 +7,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import urlparse
 
 from ambulink.errors import ConfigError
 from ambulink.hub.alarms.policy import AlarmPolicy
 
 ENV_PREFIX = "AMBULINK_"
+AnalysisMode = Literal["process", "thread"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class HubSettings:
     ] = ()  # () = aiortc's default; ("127.0.0.1",) = loopback only
     max_message_bytes: int = 65536
     demo_password: str | None = field(default=None, repr=False)  # enables /api/demo/login
+    analysis: AnalysisMode = "process"  # where stream analysis runs (hub/analysis.py)
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
     mqtt_url: str | None = field(default=None, repr=False)  # mqtt://user:pass@host:port
     fleet_path: Path | None = None  # JSON units and hospitals; None: the demo region
@@ -45,7 +48,8 @@ class HubSettings:
     def from_env(cls, environ: Mapping[str, str]) -> HubSettings:
         """Settings from ``AMBULINK_*`` variables (HOST, PORT, DATA_DIR, REDIS_URL, TOKEN_SECRET,
         TOKEN_TTL_S, MQTT_URL ``mqtt://user:pass@host:port``, FLEET a JSON file of units
-        and hospitals, ALLOWED_ORIGINS comma-separated, ICE_HOST_ADDRESSES comma-separated, ALARMS
+        and hospitals, ANALYSIS process (default) or thread, ALLOWED_ORIGINS comma-separated,
+        ICE_HOST_ADDRESSES comma-separated, ALARMS
         a JSON object for ``AlarmPolicy.from_mapping``, e.g. ``{"escalation_chain":
         ["dispatch_supervisor"], "priorities": {"af": "high"}}``)."""
 
@@ -86,6 +90,12 @@ class HubSettings:
             kwargs["mqtt_url"] = mqtt_url
         if (fleet := get("FLEET")) is not None:
             kwargs["fleet_path"] = Path(fleet)
+        if (analysis := get("ANALYSIS")) is not None:
+            if analysis not in get_args(AnalysisMode):
+                raise ConfigError(
+                    f"{ENV_PREFIX}ANALYSIS is {analysis!r}; expected process or thread"
+                )
+            kwargs["analysis"] = analysis
         if (ice := get("ICE_HOST_ADDRESSES")) is not None:
             kwargs["ice_host_addresses"] = tuple(a.strip() for a in ice.split(",") if a.strip())
         return cls(**kwargs)  # type: ignore[arg-type]

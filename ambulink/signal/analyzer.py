@@ -48,7 +48,7 @@ from ambulink.signal.st import StemiEvent, StMonitor
 from ambulink.signal.validation import check_fs, to_millivolts
 from ambulink.signal.vf import VfDetector
 
-PROCESS_BLOCK_S = 0.2  # internal processing granularity (adds at most this much latency)
+PROCESS_BLOCK_S = 0.4  # internal processing granularity (adds at most this much latency)
 STANDARD_12 = frozenset(("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"))
 MIN_ST_LEADS = 8  # ST/STEMI watch runs on streams with at least this many standard leads
 StreamEvent = AnalyzerEvent | StemiEvent

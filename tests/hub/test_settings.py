@@ -53,3 +53,10 @@ def test_mqtt_url_and_fleet_file_come_from_the_environment() -> None:
     with pytest.raises(ConfigError, match="MQTT_URL must look like mqtt://") as caught:
         HubSettings.from_env({"AMBULINK_MQTT_URL": "http://hub:secret@127.0.0.1"})
     assert "secret" not in str(caught.value)
+
+
+def test_analysis_runs_in_a_process_unless_told_otherwise() -> None:
+    assert HubSettings().analysis == "process"
+    assert HubSettings.from_env({"AMBULINK_ANALYSIS": "thread"}).analysis == "thread"
+    with pytest.raises(ConfigError, match="expected process or thread"):
+        HubSettings.from_env({"AMBULINK_ANALYSIS": "gpu"})

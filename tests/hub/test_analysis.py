@@ -1,0 +1,88 @@
+"""Stream analysis off the event loop: a worker process (default) or a thread, same events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import numpy as np
+import pytest
+import wfdb
+
+from ambulink.data import record_path
+from ambulink.hub.analysis import (
+    AnalysisUnavailable,
+    ProcessAnalysis,
+    StreamAnalysis,
+    ThreadAnalysis,
+)
+from ambulink.signal.analyzer import Analyzer, StreamEvent
+
+BLOCK = 60  # samples per feed: a few 40 ms frames, as the ingest hands them over
+
+
+def record() -> tuple[np.ndarray, float, list[str], float]:
+    """The first 3 minutes of VFDB 418 (runs of VT and VF), in ADC units."""
+    rec = wfdb.rdrecord(record_path("vfdb/418"), physical=False, sampto=250 * 180)
+    adc = (rec.d_signal - np.asarray(rec.baseline)).astype(np.int16)
+    return adc, float(rec.fs), list(rec.sig_name), float(rec.adc_gain[0])
+
+
+def direct(adc: np.ndarray, fs: float, leads: list[str], gain: float) -> list[StreamEvent]:
+    analyzer = Analyzer(fs, leads, gain=gain)
+    events: list[StreamEvent] = []
+    for start in range(0, len(adc), BLOCK):
+        events += analyzer.feed(adc[start : start + BLOCK])
+    return events
+
+
+async def through(
+    analysis: StreamAnalysis, adc: np.ndarray, fs: float, leads: list[str], gain: float
+) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    try:
+        for start in range(0, len(adc), BLOCK):
+            events += await analysis.feed(
+                ("case-1", 1), fs, leads, gain, adc[start : start + BLOCK], None
+            )
+    finally:
+        analysis.close()
+    return events
+
+
+@pytest.mark.parametrize("mode", [ProcessAnalysis, ThreadAnalysis], ids=["process", "thread"])
+def test_events_are_those_of_an_analyzer_fed_directly(mode: type[StreamAnalysis]) -> None:
+    adc, fs, leads, gain = record()
+    expected = direct(adc, fs, leads, gain)
+    starts = {getattr(e, "label", None) for e in expected if e.kind == "episode_start"}
+    assert {"VF", "VT"} <= starts  # a record with something to find
+    assert asyncio.run(through(mode(), adc, fs, leads, gain)) == expected
+
+
+def test_a_killed_worker_is_replaced_and_analysis_goes_on() -> None:
+    adc, fs, leads, gain = record()
+
+    async def scenario() -> tuple[int, int]:
+        analysis = ProcessAnalysis()
+        try:
+            key = ("case-2", 1)
+            await analysis.feed(key, fs, leads, gain, adc[:BLOCK], None)
+            pool = analysis._executor
+            (pid,) = pool._processes  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(AnalysisUnavailable, match="restarts"):
+                await analysis.feed(key, fs, leads, gain, adc[BLOCK : 2 * BLOCK], None)
+            # A fresh worker and analyzer: the rest of the record is analysed from here.
+            events: list[StreamEvent] = []
+            for start in range(2 * BLOCK, len(adc), BLOCK):
+                events += await analysis.feed(
+                    key, fs, leads, gain, adc[start : start + BLOCK], None
+                )
+            (new_pid,) = analysis._executor._processes  # type: ignore[attr-defined]
+            return len([e for e in events if e.kind == "beat"]), new_pid - pid
+        finally:
+            analysis.close()
+
+    beats, moved = asyncio.run(scenario())
+    assert beats > 100 and moved != 0
