@@ -15,11 +15,13 @@ announces it as a technical event: analysis history before the crash is lost, no
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +29,7 @@ from numpy.typing import NDArray
 from ambulink.errors import AmbulinkError
 from ambulink.hub.settings import AnalysisMode
 from ambulink.signal.analyzer import Analyzer, StreamEvent
+from ambulink.signal.events import Beat, EvidenceWindow
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class StreamAnalysis(Protocol):
         block: NDArray[np.int16],
         lead_off: list[bool] | None,
     ) -> list[StreamEvent]: ...
+
+    async def forget(self, key: StreamKey) -> None: ...
 
     def close(self) -> None: ...
 
@@ -82,6 +87,10 @@ def _feed_in_worker(
     return _feed(_worker_analyzers, key, fs, leads, gain, block, lead_off)
 
 
+def _forget_in_worker(key: StreamKey) -> None:
+    _worker_analyzers.pop(key, None)
+
+
 class _ExecutorAnalysis:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
@@ -104,6 +113,21 @@ class _ExecutorAnalysis:
         return await loop.run_in_executor(
             self._executor, _feed, self._analyzers, key, fs, leads, gain, block, lead_off
         )
+
+    async def forget(self, key: StreamKey) -> None:
+        """Drop the stream's analyzer (its state); a later block starts a fresh one."""
+        if isinstance(self._executor, ProcessPoolExecutor):
+            with contextlib.suppress(BrokenProcessPool):
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, _forget_in_worker, key
+                )
+        else:
+            self._analyzers.pop(key, None)
+
+    @property
+    def streams(self) -> int:
+        """Analyzers held in this process (thread mode; 0 in process mode)."""
+        return len(self._analyzers)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -146,6 +170,30 @@ class ProcessAnalysis(_ExecutorAnalysis):
             raise AnalysisUnavailable(
                 "the analysis worker process died; analysis restarts from the next block"
             ) from None
+
+
+_POSITIONS = ("sample", "onset", "decided_at", "start", "end")
+
+
+def shift_event(event: StreamEvent, offset: int) -> StreamEvent:
+    """``event`` with its sample positions moved by ``offset``: an analyzer started mid-stream
+    (after a hub restart, an idle stream taken up again, a replaced worker) counts from its
+    first block, the stream from its first sample."""
+    if offset == 0:
+        return event
+    shifted: StreamEvent = _shifted(event, offset)
+    return shifted
+
+
+def _shifted(item: Any, offset: int) -> Any:
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(item):
+        value = getattr(item, f.name)
+        if f.name in _POSITIONS and isinstance(value, int) and not isinstance(value, bool):
+            changes[f.name] = value + offset
+        elif isinstance(value, Beat | EvidenceWindow):
+            changes[f.name] = _shifted(value, offset)
+    return dataclasses.replace(item, **changes)
 
 
 def open_analysis(mode: AnalysisMode) -> StreamAnalysis:

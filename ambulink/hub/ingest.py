@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ambulink.errors import SignalError
-from ambulink.hub.analysis import AnalysisUnavailable, StreamAnalysis
+from ambulink.hub.analysis import AnalysisUnavailable, StreamAnalysis, shift_event
 from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
 from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame, pack_ecg_frames
@@ -34,6 +34,8 @@ from ambulink.signal.st import StemiCleared, StemiSuspected
 logger = logging.getLogger(__name__)
 
 DELAYED_AFTER_S = 5.0  # an event decided on data older than this is reported as delayed
+STREAM_IDLE_S = 15 * 60.0  # a stream with nothing stored this long drops its analysis state
+RETIRE_EVERY_S = 60.0
 WAVEFORM_KEEP = 3000  # entries kept per case on the bus (a minute or more: each is 1+ frames)
 
 
@@ -56,6 +58,8 @@ class StreamState:
     case_id: str
     opened: StreamOpen
     next_seq: int = 0
+    last_stored_at: float = 0.0  # clock time of the last stored batch
+    sample_offset: int | None = None  # stream sample of the analyzer's first sample
     waiting: dict[int, EcgFrame] = field(default_factory=dict)
     queue: asyncio.Queue[list[EcgFrame]] = field(default_factory=asyncio.Queue)
 
@@ -116,6 +120,9 @@ class Ingest:
         self._analysis = analysis
         self._clock = clock
         self._streams: dict[tuple[str, int], StreamState] = {}
+        # Streams idle for STREAM_IDLE_S: their analysis state is dropped (memory), their
+        # StreamOpen kept so frames that still come (a late backfill) restart an analysis.
+        self._retired: dict[tuple[str, int], StreamOpen] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.listeners: list[Callable[[str, dict[str, object]], Awaitable[None]]] = []
         # Told each stream opened for the first time in this process: the case timeline.
@@ -128,12 +135,44 @@ class Ingest:
         """Own the per-stream analysis tasks for the lifetime of the hub."""
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
+            sweeping = tasks.create_task(self._retire_forever())
             try:
                 yield self
             finally:
+                sweeping.cancel()
                 self._tasks = None
                 for state in self._streams.values():
                     state.queue.put_nowait([])  # a sentinel: stop
+
+    @property
+    def streams(self) -> int:
+        """Streams with analysis state in this hub."""
+        return len(self._streams)
+
+    async def retire_idle(self, idle_s: float = STREAM_IDLE_S) -> list[tuple[str, int]]:
+        """Drop the analysis state of streams with nothing stored for ``idle_s``; their keys."""
+        now = self._clock()
+        idle = [k for k, s in self._streams.items() if now - s.last_stored_at >= idle_s]
+        for key in idle:
+            state = self._streams.pop(key)
+            state.queue.put_nowait([])  # its analysis task ends
+            self._retired[key] = state.opened
+            await self._analysis.forget(key)
+        return idle
+
+    async def _retire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RETIRE_EVERY_S)
+            await self.retire_idle()
+
+    def _start(self, opened: StreamOpen, next_seq: int) -> StreamState:
+        if self._tasks is None:
+            raise RuntimeError("Ingest used outside Ingest.running()")
+        state = StreamState(opened.case_id, opened, next_seq, self._clock())
+        self._streams[(opened.case_id, opened.stream_id)] = state
+        self._retired.pop((opened.case_id, opened.stream_id), None)
+        self._tasks.create_task(self._analyse(state))
+        return state
 
     async def open_stream(self, opened: StreamOpen) -> int:
         """Register a stream (idempotent across reconnects); returns its contiguous durable seq."""
@@ -148,17 +187,11 @@ class Ingest:
         )
         contiguous = await self._store.contiguous_seq(opened.case_id, opened.stream_id)
         if key not in self._streams:
-            state = StreamState(opened.case_id, opened)
-            self._streams[key] = state
-            if self._tasks is None:
-                raise RuntimeError("Ingest.open_stream called outside Ingest.running()")
-            self._tasks.create_task(self._analyse(state))
+            # A hub restart (or a stream idle for long): analysis resumes after what is stored
+            # (earlier data is not re-analysed; its events were published before).
+            self._start(opened, contiguous + 1)
             for listener in self.open_listeners:
                 await listener(opened)
-            if contiguous >= 0:
-                # A hub restart: analysis resumes after what is stored (earlier data is not
-                # re-analysed; its events were published before the restart).
-                state.next_seq = contiguous + 1
         return contiguous
 
     async def contiguous_seq(self, case_id: str, stream_id: int) -> int:
@@ -187,8 +220,12 @@ class Ingest:
         for frame in frames:
             by_stream.setdefault(frame.stream_id, []).append(frame)
         for stream_id, batch in by_stream.items():
-            state = self._streams.get((case_id, stream_id))
+            key = (case_id, stream_id)
+            state = self._streams.get(key)
+            if state is None and key in self._retired:  # frames after a long silence
+                state = self._start(self._retired[key], min(f.seq for f in batch))
             if state is not None:
+                state.last_stored_at = self._clock()
                 state.queue.put_nowait(batch)
                 for told in self.stored_listeners:
                     told(state.opened, max(f.first_sample + f.n_samples for f in batch))
@@ -225,6 +262,8 @@ class Ingest:
             if not ready:
                 continue
             block = np.concatenate([f.samples for f in ready])
+            if state.sample_offset is None:  # a new analyzer counts from its first block
+                state.sample_offset = ready[0].first_sample
             lead_off = _lead_off_flags(ready, len(state.opened.leads))
             try:
                 events = await self._analysis.feed(
@@ -236,6 +275,8 @@ class Ingest:
                     lead_off,
                 )
             except (SignalError, AnalysisUnavailable) as exc:
+                if isinstance(exc, AnalysisUnavailable):
+                    state.sample_offset = None  # the next block starts a fresh analyzer
                 # Data the analysis cannot take (it never should, frames are checked on
                 # arrival), or its worker process died: announce it as a technical event and
                 # keep the stream going.
@@ -251,6 +292,7 @@ class Ingest:
                     },
                 )
                 continue
+            events = [shift_event(e, state.sample_offset) for e in events]
             now = self._clock()
             for event in events:
                 if event.kind in ("beat", "hr"):

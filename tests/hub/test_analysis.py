@@ -16,8 +16,10 @@ from ambulink.hub.analysis import (
     ProcessAnalysis,
     StreamAnalysis,
     ThreadAnalysis,
+    shift_event,
 )
 from ambulink.signal.analyzer import Analyzer, StreamEvent
+from ambulink.signal.events import BeatEvent, EpisodeStart
 
 BLOCK = 60  # samples per feed: a few 40 ms frames, as the ingest hands them over
 
@@ -86,3 +88,20 @@ def test_a_killed_worker_is_replaced_and_analysis_goes_on() -> None:
 
     beats, moved = asyncio.run(scenario())
     assert beats > 100 and moved != 0
+
+
+def test_events_of_an_analyzer_started_mid_stream_are_moved_to_stream_positions() -> None:
+    adc, fs, leads, gain = record()
+    offset = 30 * 250  # the analyzer saw the stream from 30 s on
+    whole = direct(adc, fs, leads, gain)
+    late = [shift_event(e, offset) for e in direct(adc[offset:], fs, leads, gain)]
+    starts = [e for e in late if isinstance(e, EpisodeStart)]
+    assert starts and all(e.onset >= offset and e.decided_at >= e.onset for e in starts)
+    assert all(e.evidence.end - e.evidence.start == 10 * 250 for e in starts)
+    assert all(e.evidence.end > offset for e in starts)
+    # Beats found by both analyzers away from the join sit at the same stream samples.
+    beats_whole = {e.beat.sample for e in whole if isinstance(e, BeatEvent)}
+    beats_late = {e.beat.sample for e in late if isinstance(e, BeatEvent)}
+    after_join = {s for s in beats_late if s > offset + 20 * 250}
+    assert len(after_join & beats_whole) >= 0.95 * len(after_join) > 50
+    assert shift_event(starts[0], 0) is starts[0]
