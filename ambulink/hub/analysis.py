@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,6 +36,16 @@ logger = logging.getLogger(__name__)
 StreamKey = tuple[str, int]  # (case id, stream id)
 
 
+@dataclass(frozen=True)
+class StreamSpec:
+    """What an analyzer needs to know of its stream (from its ``stream_open``)."""
+
+    key: StreamKey
+    fs: float
+    leads: tuple[str, ...]
+    gain: float  # ADC units per mV
+
+
 class AnalysisUnavailable(AmbulinkError):
     """The analysis worker process died; its streams restart their analysis."""
 
@@ -44,13 +54,7 @@ class AnalysisUnavailable(AmbulinkError):
 
 class StreamAnalysis(Protocol):
     async def feed(
-        self,
-        key: StreamKey,
-        fs: float,
-        leads: list[str],
-        gain: float,
-        block: NDArray[np.int16],
-        lead_off: list[bool] | None,
+        self, spec: StreamSpec, block: NDArray[np.int16], lead_off: list[bool] | None
     ) -> list[StreamEvent]: ...
 
     async def forget(self, key: StreamKey) -> None: ...
@@ -58,76 +62,55 @@ class StreamAnalysis(Protocol):
     def close(self) -> None: ...
 
 
+Analyzers = dict[StreamKey, Analyzer]
+_worker_analyzers: Analyzers = {}  # in the worker process: every stream's
+
+
 def _feed(
-    analyzers: dict[StreamKey, Analyzer],
-    key: StreamKey,
-    fs: float,
-    leads: list[str],
-    gain: float,
+    spec: StreamSpec,
     block: NDArray[np.int16],
     lead_off: list[bool] | None,
+    analyzers: Analyzers | None = None,
 ) -> list[StreamEvent]:
-    analyzer = analyzers.get(key)
+    """Run in the executor: ``analyzers`` of this process, or the worker process's own."""
+    held = _worker_analyzers if analyzers is None else analyzers
+    analyzer = held.get(spec.key)
     if analyzer is None:
-        analyzer = analyzers[key] = Analyzer(fs, leads, gain=gain)
+        analyzer = held[spec.key] = Analyzer(spec.fs, list(spec.leads), gain=spec.gain)
     return analyzer.feed(block, lead_off)
 
 
-_worker_analyzers: dict[StreamKey, Analyzer] = {}  # in the worker process: every stream's
-
-
-def _feed_in_worker(
-    key: StreamKey,
-    fs: float,
-    leads: list[str],
-    gain: float,
-    block: NDArray[np.int16],
-    lead_off: list[bool] | None,
-) -> list[StreamEvent]:
-    return _feed(_worker_analyzers, key, fs, leads, gain, block, lead_off)
-
-
-def _forget_in_worker(key: StreamKey) -> None:
-    _worker_analyzers.pop(key, None)
+def _forget(key: StreamKey, analyzers: Analyzers | None = None) -> None:
+    (_worker_analyzers if analyzers is None else analyzers).pop(key, None)
 
 
 class _ExecutorAnalysis:
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
-        self._analyzers: dict[StreamKey, Analyzer] = {}  # thread mode: here, in this process
+        # Thread mode: the analyzers live here; process mode: in the worker (None here).
+        self._analyzers: Analyzers | None = (
+            None if isinstance(executor, ProcessPoolExecutor) else {}
+        )
 
     async def feed(
-        self,
-        key: StreamKey,
-        fs: float,
-        leads: list[str],
-        gain: float,
-        block: NDArray[np.int16],
-        lead_off: list[bool] | None,
+        self, spec: StreamSpec, block: NDArray[np.int16], lead_off: list[bool] | None
     ) -> list[StreamEvent]:
         loop = asyncio.get_running_loop()
-        if isinstance(self._executor, ProcessPoolExecutor):
-            return await loop.run_in_executor(
-                self._executor, _feed_in_worker, key, fs, leads, gain, block, lead_off
-            )
         return await loop.run_in_executor(
-            self._executor, _feed, self._analyzers, key, fs, leads, gain, block, lead_off
+            self._executor, _feed, spec, block, lead_off, self._analyzers
         )
 
     async def forget(self, key: StreamKey) -> None:
         """Drop the stream's analyzer (its state); a later block starts a fresh one."""
-        if isinstance(self._executor, ProcessPoolExecutor):
-            with contextlib.suppress(BrokenProcessPool):
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, _forget_in_worker, key
-                )
-        else:
-            self._analyzers.pop(key, None)
+        with contextlib.suppress(BrokenProcessPool):
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, _forget, key, self._analyzers
+            )
 
     @property
     def streams(self) -> int:
         """Analyzers held in this process (thread mode; 0 in process mode)."""
-        return len(self._analyzers)
+        return len(self._analyzers or {})
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -153,16 +136,10 @@ class ProcessAnalysis(_ExecutorAnalysis):
         return ProcessPoolExecutor(max_workers=1, mp_context=context)
 
     async def feed(
-        self,
-        key: StreamKey,
-        fs: float,
-        leads: list[str],
-        gain: float,
-        block: NDArray[np.int16],
-        lead_off: list[bool] | None,
+        self, spec: StreamSpec, block: NDArray[np.int16], lead_off: list[bool] | None
     ) -> list[StreamEvent]:
         try:
-            return await super().feed(key, fs, leads, gain, block, lead_off)
+            return await super().feed(spec, block, lead_off)
         except BrokenProcessPool:
             logger.error("the analysis worker process died; starting a new one")
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -187,13 +164,13 @@ def shift_event(event: StreamEvent, offset: int) -> StreamEvent:
 
 def _shifted(item: Any, offset: int) -> Any:
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(item):
+    for f in fields(item):
         value = getattr(item, f.name)
         if f.name in _POSITIONS and isinstance(value, int) and not isinstance(value, bool):
             changes[f.name] = value + offset
         elif isinstance(value, Beat | EvidenceWindow):
             changes[f.name] = _shifted(value, offset)
-    return dataclasses.replace(item, **changes)
+    return replace(item, **changes)
 
 
 def open_analysis(mode: AnalysisMode) -> StreamAnalysis:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ambulink.errors import SignalError
-from ambulink.hub.analysis import AnalysisUnavailable, StreamAnalysis, shift_event
+from ambulink.hub.analysis import AnalysisUnavailable, StreamAnalysis, StreamSpec, shift_event
 from ambulink.hub.bus import Bus
 from ambulink.hub.store import CaseStore, FrameRecord
 from ambulink.protocol.ecg_frame import EcgFrame, encode_ecg_frame, pack_ecg_frames
@@ -248,6 +248,8 @@ class Ingest:
 
     async def _analyse(self, state: StreamState) -> None:
         fs = float(state.opened.fs)
+        opened = state.opened
+        spec = StreamSpec((state.case_id, opened.stream_id), fs, tuple(opened.leads), opened.gain)
         while True:
             batch = await state.queue.get()
             if not batch:
@@ -266,14 +268,7 @@ class Ingest:
                 state.sample_offset = ready[0].first_sample
             lead_off = _lead_off_flags(ready, len(state.opened.leads))
             try:
-                events = await self._analysis.feed(
-                    (state.case_id, state.opened.stream_id),
-                    fs,
-                    list(state.opened.leads),
-                    state.opened.gain,
-                    block,
-                    lead_off,
-                )
+                events = await self._analysis.feed(spec, block, lead_off)
             except (SignalError, AnalysisUnavailable) as exc:
                 if isinstance(exc, AnalysisUnavailable):
                     state.sample_offset = None  # the next block starts a fresh analyzer

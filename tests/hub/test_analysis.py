@@ -15,6 +15,7 @@ from ambulink.hub.analysis import (
     AnalysisUnavailable,
     ProcessAnalysis,
     StreamAnalysis,
+    StreamSpec,
     ThreadAnalysis,
     shift_event,
 )
@@ -45,9 +46,8 @@ async def through(
     events: list[StreamEvent] = []
     try:
         for start in range(0, len(adc), BLOCK):
-            events += await analysis.feed(
-                ("case-1", 1), fs, leads, gain, adc[start : start + BLOCK], None
-            )
+            spec = StreamSpec(("case-1", 1), fs, tuple(leads), gain)
+            events += await analysis.feed(spec, adc[start : start + BLOCK], None)
     finally:
         analysis.close()
     return events
@@ -68,19 +68,17 @@ def test_a_killed_worker_is_replaced_and_analysis_goes_on() -> None:
     async def scenario() -> tuple[int, int]:
         analysis = ProcessAnalysis()
         try:
-            key = ("case-2", 1)
-            await analysis.feed(key, fs, leads, gain, adc[:BLOCK], None)
+            spec = StreamSpec(("case-2", 1), fs, tuple(leads), gain)
+            await analysis.feed(spec, adc[:BLOCK], None)
             pool = analysis._executor
             (pid,) = pool._processes  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGKILL)
             with pytest.raises(AnalysisUnavailable, match="restarts"):
-                await analysis.feed(key, fs, leads, gain, adc[BLOCK : 2 * BLOCK], None)
+                await analysis.feed(spec, adc[BLOCK : 2 * BLOCK], None)
             # A fresh worker and analyzer: the rest of the record is analysed from here.
             events: list[StreamEvent] = []
             for start in range(2 * BLOCK, len(adc), BLOCK):
-                events += await analysis.feed(
-                    key, fs, leads, gain, adc[start : start + BLOCK], None
-                )
+                events += await analysis.feed(spec, adc[start : start + BLOCK], None)
             (new_pid,) = analysis._executor._processes  # type: ignore[attr-defined]
             return len([e for e in events if e.kind == "beat"]), new_pid - pid
         finally:
