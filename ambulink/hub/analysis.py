@@ -33,7 +33,7 @@ from ambulink.signal.events import Beat, EvidenceWindow
 
 logger = logging.getLogger(__name__)
 
-StreamKey = tuple[str, int]  # (case id, stream id)
+StreamKey = tuple[str, int, int]  # (case id, stream id, the ingest's analyzer generation)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ the event loop never waits on numpy.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -60,6 +61,8 @@ class StreamState:
     next_seq: int = 0
     last_stored_at: float = 0.0  # clock time of the last stored batch
     sample_offset: int | None = None  # stream sample of the analyzer's first sample
+    task: asyncio.Task[None] | None = None  # its analysis, in sequence order
+    generation: int = 0  # tells this analyzer from an earlier or later one of the stream
     waiting: dict[int, EcgFrame] = field(default_factory=dict)
     queue: asyncio.Queue[list[EcgFrame]] = field(default_factory=asyncio.Queue)
 
@@ -123,6 +126,7 @@ class Ingest:
         # Streams idle for STREAM_IDLE_S: their analysis state is dropped (memory), their
         # StreamOpen kept so frames that still come (a late backfill) restart an analysis.
         self._retired: dict[tuple[str, int], StreamOpen] = {}
+        self._generations = itertools.count()
         self._tasks: asyncio.TaskGroup | None = None
         self.listeners: list[Callable[[str, dict[str, object]], Awaitable[None]]] = []
         # Told each stream opened for the first time in this process: the case timeline.
@@ -155,9 +159,11 @@ class Ingest:
         idle = [k for k, s in self._streams.items() if now - s.last_stored_at >= idle_s]
         for key in idle:
             state = self._streams.pop(key)
-            state.queue.put_nowait([])  # its analysis task ends
             self._retired[key] = state.opened
-            await self._analysis.forget(key)
+            state.queue.put_nowait([])  # its analysis task ends after what it still holds
+            if state.task is not None:
+                await asyncio.wait([state.task])
+            await self._analysis.forget((*key, state.generation))
         return idle
 
     async def _retire_forever(self) -> None:
@@ -169,9 +175,10 @@ class Ingest:
         if self._tasks is None:
             raise RuntimeError("Ingest used outside Ingest.running()")
         state = StreamState(opened.case_id, opened, next_seq, self._clock())
+        state.generation = next(self._generations)
         self._streams[(opened.case_id, opened.stream_id)] = state
         self._retired.pop((opened.case_id, opened.stream_id), None)
-        self._tasks.create_task(self._analyse(state))
+        state.task = self._tasks.create_task(self._analyse(state))
         return state
 
     async def open_stream(self, opened: StreamOpen) -> int:
@@ -249,7 +256,8 @@ class Ingest:
     async def _analyse(self, state: StreamState) -> None:
         fs = float(state.opened.fs)
         opened = state.opened
-        spec = StreamSpec((state.case_id, opened.stream_id), fs, tuple(opened.leads), opened.gain)
+        key = (state.case_id, opened.stream_id, state.generation)
+        spec = StreamSpec(key, fs, tuple(opened.leads), opened.gain)
         while True:
             batch = await state.queue.get()
             if not batch:

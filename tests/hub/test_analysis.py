@@ -46,7 +46,7 @@ async def through(
     events: list[StreamEvent] = []
     try:
         for start in range(0, len(adc), BLOCK):
-            spec = StreamSpec(("case-1", 1), fs, tuple(leads), gain)
+            spec = StreamSpec(("case-1", 1, 0), fs, tuple(leads), gain)
             events += await analysis.feed(spec, adc[start : start + BLOCK], None)
     finally:
         analysis.close()
@@ -68,7 +68,7 @@ def test_a_killed_worker_is_replaced_and_analysis_goes_on() -> None:
     async def scenario() -> tuple[int, int]:
         analysis = ProcessAnalysis()
         try:
-            spec = StreamSpec(("case-2", 1), fs, tuple(leads), gain)
+            spec = StreamSpec(("case-2", 1, 0), fs, tuple(leads), gain)
             await analysis.feed(spec, adc[:BLOCK], None)
             pool = analysis._executor
             (pid,) = pool._processes  # type: ignore[attr-defined]
