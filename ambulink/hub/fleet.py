@@ -23,7 +23,6 @@ from typing import Literal
 
 from ambulink.errors import AmbulinkError, ConfigError, ProtocolError
 from ambulink.protocol.telematics import (
-    STATUSES,
     LinkReport,
     PositionReport,
     Report,
@@ -182,14 +181,6 @@ class Fleet:
         if state is None:
             raise UnknownUnit(f"unit {unit_id!r} is not in this hub's fleet")
         return state
-
-    def reject(self, unit_id: str | None) -> None:
-        """Count a refused report against its unit (or as unknown)."""
-        state = self.units.get(unit_id) if unit_id is not None else None
-        if state is None:
-            self.unknown_rejected += 1
-        else:
-            state.rejected += 1
 
     def apply(
         self,
@@ -398,7 +389,3 @@ class Fleet:
                 }
             )
         return cells
-
-
-def valid_status(status: str) -> bool:
-    return status in STATUSES

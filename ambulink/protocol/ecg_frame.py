@@ -260,7 +260,7 @@ def split_ecg_frames(data: bytes | bytearray | memoryview) -> list[bytes]:
             )
         n_leads, n_samples = _LEADS_SAMPLES.unpack_from(data, offset + _LEADS_SAMPLES_AT)
         end = offset + OVERHEAD_BYTES + 2 * n_leads * n_samples
-        if end > size or end - offset > MAX_FRAME_BYTES:
+        if end > size:
             raise ProtocolError(
                 f"ECG frame {len(parts) + 1} of the message says {n_leads} leads x "
                 f"{n_samples} samples ({end - offset} bytes), {size - offset} are left"

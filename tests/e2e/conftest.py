@@ -22,7 +22,10 @@ import pytest
 import uvicorn
 from numpy.typing import NDArray
 
+from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.source import RecordReplay
+from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
+from ambulink.data import record_path
 from ambulink.hub.app import Hub, create_app
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.store_types import StreamInfo
@@ -69,6 +72,18 @@ class RunningHub:
 
     def crew_token(self, unit_id: str) -> Callable[[], str]:
         return lambda: self.issuer.mint(f"tablet-{unit_id}", "crew", unit=unit_id)
+
+    def camera_client(
+        self, unit_id: str, buffer_dir: Path, record: str = "mitdb/100"
+    ) -> AmbulanceClient:
+        """The real tablet agent replaying ``record`` in 40 ms frames, with the numbered test
+        pattern as its camera and a tone as its microphone."""
+        return AmbulanceClient(
+            ClientSettings(hub_url=self.url, unit_id=unit_id, buffer_dir=buffer_dir),
+            RecordReplay(record_path(record), block_ms=40.0),
+            self.crew_token(unit_id),
+            media=MediaChoice(camera="test", mic="tone"),
+        )
 
     async def stream(self, case_id: str, stream_id: int = 1) -> StreamInfo | None:
         for info in await self.hub.store.list_streams(case_id):

@@ -25,6 +25,7 @@ from ambulink.ambulance_client.telematics import (
     DeadZone,
     RouteSimulator,
     TelematicsRunner,
+    mqtt_transport,
 )
 from ambulink.ambulance_client.uplink import AmbulanceClient, LinkState
 from ambulink.data import record_path
@@ -98,15 +99,10 @@ def test_status_over_mqtt_reaches_dispatch_and_rest_status_goes_to_the_broker(
                 assert len(dispatch.snapshot["units"]) == 13
                 assert len(dispatch.snapshot["hospitals"]) == 15
                 assert [u["unit_id"] for u in crew.snapshot["units"]] == ["amb-2"]
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    broker.port,
-                    username="amb-1",
-                    password=broker.passwords["amb-1"],
-                ) as unit:
-                    await unit.publish(
-                        topic("amb-1", "status"), status("amb-1", "en_route", 1), qos=1, retain=True
-                    )
+                # The tablet's own MQTT transport, with the unit's credentials.
+                async with mqtt_transport(broker.url("amb-1"), "amb-1") as unit:
+                    report = json.loads(status("amb-1", "en_route", 1))
+                    assert await unit.send("status", report)
                     seen = await dispatch.unit("amb-1", lambda u: u["status"] == "en_route")
                 assert seen["status_history"][-1]["status"] == "en_route"
 

@@ -20,10 +20,6 @@ import httpx
 import websockets
 from aiortc import RTCSessionDescription
 
-from ambulink.ambulance_client.media import MediaChoice
-from ambulink.ambulance_client.source import RecordReplay
-from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
-from ambulink.data import record_path
 from ambulink.hub.tokens import TokenIssuer
 from tests.e2e.conftest import HubFactory, RunningHub, poll_until
 from tests.rooms.media_peers import Answerer, MemberPeer, decoded_waiting
@@ -104,12 +100,7 @@ class RoomSockets:
 
 async def consult_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
     async with hub_factory() as hub:
-        client = AmbulanceClient(
-            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
-            RecordReplay(record_path("mitdb/100"), block_ms=40.0),
-            hub.crew_token(UNIT),
-            media=MediaChoice(camera="test", mic="tone"),
-        )
+        client = hub.camera_client(UNIT, buffer_dir)
         stop = asyncio.Event()
         running = asyncio.create_task(client.run(until=stop))
         specialist = MemberPeer("specialist", publish=True, slots=2)

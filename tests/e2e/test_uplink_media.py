@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ambulink.ambulance_client.media import MediaChoice
-from ambulink.ambulance_client.source import RecordReplay
-from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
-from ambulink.data import record_path
 from ambulink.rooms.encoded import vp8_keyframe_size
 from tests.e2e.conftest import HubFactory, poll_until
 
@@ -27,12 +23,7 @@ def video_codec(sdp: str) -> str:
 
 async def media_scenario(hub_factory: HubFactory, buffer_dir: Path) -> None:
     async with hub_factory() as hub:
-        client = AmbulanceClient(
-            ClientSettings(hub_url=hub.url, unit_id=UNIT, buffer_dir=buffer_dir),
-            RecordReplay(record_path("mitdb/100"), block_ms=40.0),
-            hub.crew_token(UNIT),
-            media=MediaChoice(camera="test", mic="tone"),
-        )
+        client = hub.camera_client(UNIT, buffer_dir)
         stop = asyncio.Event()
         running = asyncio.create_task(client.run(until=stop))
         try:

@@ -505,3 +505,29 @@ def test_a_dispatcher_marks_a_hospital_ready_for_arrival(tmp_path: Path) -> None
     before, shown, refused = asyncio.run(readiness_scenario(tmp_path))
     assert before is False and shown
     assert refused == "403 forbidden"
+
+
+async def login_scenario(data_dir: Path) -> tuple[str, str]:
+    async with (
+        running_hub(data_dir / "hub", demo_password="dispatch-demo") as hub,
+        chromium() as browser,
+    ):
+        page = await browser.new_page()
+        await page.goto(f"{hub.url}/dispatch")  # no token: the sign-in form
+        await page.fill("#password", "wrong")
+        await page.click("#login button")
+        await page.wait_for_selector("#login-error:has-text('wrong demo password')")
+        refused = await page.inner_text("#login-error")
+        await page.fill("#password", "dispatch-demo")
+        await page.click("#login button")
+        await page.wait_for_selector("#conn-fleet[data-state='live']", timeout=SETUP_MS)
+        role: str = await page.evaluate(
+            "JSON.parse(atob(sessionStorage.getItem('ambulink.token').split('.')[1])).role"
+        )
+        return refused, role
+
+
+def test_a_dispatcher_signs_in_with_the_demo_password(tmp_path: Path) -> None:
+    refused, role = asyncio.run(login_scenario(tmp_path))
+    assert "wrong demo password" in refused
+    assert role == "dispatch"

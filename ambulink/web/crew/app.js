@@ -2,8 +2,8 @@
 // the tablet's buffer as the hub sees them, the case's alarms (and who acknowledged them), the
 // consult room's advice and decisions, and join the consult.
 
-import { api, claims, clearToken, currentToken, demoLogin } from "../js/session.js";
-import { LiveSocket } from "../dispatch/live.js";
+import { api, claims, clearToken, currentToken, loginForm } from "../js/session.js";
+import { LiveSocket } from "../js/live.js";
 import { CaseFeed } from "./case_feed.js";
 import { renderAlarms, renderAdvice, renderLink } from "./panels.js";
 
@@ -127,20 +127,13 @@ function start() {
   render();
 }
 
+const showLoginForm = loginForm(
+  () => ({ role: "crew", unit: $("unit-input").value.trim(), name: "tablet" }), start);
+
 function showLogin(why = "") {
   fleetSocket?.stop(); feed?.stop(); feed = null;
-  $("app").hidden = true;
-  $("login").hidden = false;
-  $("login-error").textContent = why;
+  showLoginForm(why);
 }
-
-$("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await demoLogin($("password").value, { role: "crew", unit: $("unit-input").value.trim(), name: "tablet" });
-    start();
-  } catch (error) { $("login-error").textContent = error.message; }
-});
 $("start-case").addEventListener("click", startCase);
 $("close-case").addEventListener("click", () => { $("confirm-row").hidden = false; render(); });
 $("cancel-close").addEventListener("click", () => { $("confirm-row").hidden = true; render(); });

@@ -2,7 +2,7 @@
 // from the room's member socket /ws/rooms/{case_id}. While the room socket is not available
 // (refused or absent), alarms come from the case's viewer socket /ws/cases/{case_id} instead.
 
-import { LiveSocket } from "../dispatch/live.js";
+import { LiveSocket } from "../js/live.js";
 
 const FALLBACK_AFTER = 2; // room socket closes without a message before falling back
 

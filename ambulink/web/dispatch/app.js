@@ -1,12 +1,12 @@
 // The dispatch page: signs in (dispatch role), follows /ws/fleet (units, hospitals, weather)
 // and /ws/dispatch (alarms, acknowledgement), and renders the map, the unit list and a card.
 
-import { api, claims, clearToken, currentToken, demoLogin } from "../js/session.js";
+import { api, claims, clearToken, currentToken, loginForm } from "../js/session.js";
 import { FleetMap } from "./map.js";
 import { UnitList, formatAge } from "./list.js";
 import { UnitCard } from "./card.js";
 import { FleetState } from "./state.js";
-import { LiveSocket } from "./live.js";
+import { LiveSocket } from "../js/live.js";
 
 const $ = (id) => document.getElementById(id);
 const state = new FleetState();
@@ -85,20 +85,12 @@ function start() {
     { onState: (s, d) => showConnection("alarms", s, d) }).start();
 }
 
+const showLoginForm = loginForm(() => ({ role: "dispatch", name: "dispatch" }), start);
+
 function showLogin(why = "") {
   fleetSocket?.stop(); alarmSocket?.stop();
-  $("app").hidden = true;
-  $("login").hidden = false;
-  $("login-error").textContent = why;
+  showLoginForm(why);
 }
-
-$("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await demoLogin($("password").value, { role: "dispatch", name: "dispatch" });
-    start();
-  } catch (error) { $("login-error").textContent = error.message; }
-});
 $("sort").addEventListener("change", () => { list.sortBy = $("sort").value; render(); });
 $("weather-toggle").addEventListener("change", () => { map.showWeather = $("weather-toggle").checked; render(); });
 $("rings-toggle").addEventListener("change", () => { map.fitRings = $("rings-toggle").checked; render(); });

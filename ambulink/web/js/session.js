@@ -90,3 +90,24 @@ export function openSocket(path, onMessage, { extra = {}, onClose = () => {} } =
 }
 
 if (currentToken()) keepFresh();
+
+/**
+ * Wire the page's demo login form (#login with #password and #login-error; the app in #app):
+ * `loginOptions()` gives demoLogin's options (role, unit, name), `onSignedIn` starts the app.
+ * Returns `showLogin(why)`, which hides the app and shows the form with a reason.
+ */
+export function loginForm(loginOptions, onSignedIn) {
+  const $ = (id) => document.getElementById(id);
+  $("login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await demoLogin($("password").value, loginOptions());
+      onSignedIn();
+    } catch (error) { $("login-error").textContent = error.message; }
+  });
+  return (why = "") => {
+    $("app").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = why;
+  };
+}

@@ -3,7 +3,7 @@
 // Used by the dispatch and crew pages. A refusal by the hub (invalid or expired token,
 // forbidden) stops the retries: reconnecting with the same token would be refused again.
 
-import { openSocket } from "../js/session.js";
+import { openSocket } from "./session.js";
 
 const REFUSALS = new Set(["invalid_token", "forbidden", "room_full", "not_a_member"]);
 
