@@ -15,6 +15,14 @@ so a few S labels in AF (irregular narrow beats taken as premature) do not hide 
 interval followed by a long one, both ``_PREMATURE`` away from the recent interval, is taken as an
 ectopic beat the classifier called N and dropped the same way.
 
+Irregularity alone also fires on sinus rhythm with irregular blocked or dropped beats (mitdb 219
+alternates two RR intervals in no fixed order), so P waves have a say: each conducted beat may
+carry the P-wave coherence of the recent beats (``ambulink.signal.atrial``). AF does not start
+while the median of the last ``_P_BEATS`` readings is ``_P_ABSENT`` or more, and stops, however
+irregular the RR intervals, once it reaches ``_P_PRESENT``; the change point then also honours
+the readings (AF cannot start before the beats that still showed P waves). Without readings
+(a noisy lead, fast rates, a caller that gives none) RR irregularity decides alone.
+
 AF starts when at least ``_ONSET_SHARE`` of a window of ``_WINDOW_INTERVALS`` compared intervals
 (none older than ``_WINDOW_S``) differ, and stops when at most ``_OFFSET_SHARE`` do, or when fewer
 than ``_MIN_INTERVALS`` compared intervals are left in ``_WINDOW_S`` (a ventricular rhythm or
@@ -33,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ambulink.errors import SignalError
+from ambulink.signal.atrial import SEGMENTS
 from ambulink.signal.events import Transition
 from ambulink.signal.validation import check_fs
 
@@ -49,6 +58,9 @@ _ONSET_SHARE = 0.55  # AF starts at or above this share of differing intervals
 _OFFSET_SHARE = 0.20  # AF stops at or below this share
 _CHANGE_LEVEL = 0.35  # CUSUM reference between the shares of the two rhythms
 _HISTORY_ITEMS = 60  # intervals and ectopic beats searched for the change point
+_P_BEATS = 8  # P-wave coherence: median of the last this many conducted beats' values
+_P_ABSENT = 0.50  # AF starts only below this coherence (when it is known)
+_P_PRESENT = 0.60  # AF stops at or above it: P waves are back, however irregular the RR
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,7 @@ class AfDetector:
         self._reference: deque[int] = deque(maxlen=_REFERENCE_INTERVALS)
         self._window: deque[_Evidence] = deque(maxlen=_WINDOW_INTERVALS)
         self._history: deque[_Evidence] = deque(maxlen=_HISTORY_ITEMS)
+        self._p_history: deque[tuple[int, float]] = deque(maxlen=_HISTORY_ITEMS)
         self._active = False
         self._last_change = 0
 
@@ -121,8 +134,10 @@ class AfDetector:
         """True while the rhythm is judged to be AF."""
         return self._active
 
-    def push(self, sample: int, label: str) -> list[Transition]:
-        """Feed one beat: R-peak ``sample`` (index since stream start), AAMI ``label`` N/V/S/Q."""
+    def push(self, sample: int, label: str, p_coherence: float | None = None) -> list[Transition]:
+        """Feed one beat: R-peak ``sample`` (index since stream start), AAMI ``label`` N/V/S/Q,
+        and for a conducted beat the P-wave coherence of the recent beats
+        (``ambulink.signal.atrial``), when known."""
         index = _sample_index(sample)
         if not isinstance(label, str) or label not in _LABELS:
             raise SignalError(f"beat label must be one of N, V, S, Q; got {label!r}")
@@ -130,6 +145,8 @@ class AfDetector:
         if previous is not None and index <= previous:
             raise SignalError(f"beat samples must increase; got {index} after {previous}")
         self._last_sample, self._last_label = index, label
+        if p_coherence is not None and label == "N":
+            self._p_history.append((index, float(p_coherence)))
         if previous is None:
             return []
         labels = {previous_label, label}
@@ -184,13 +201,42 @@ class AfDetector:
                 return []
             shares = _shares(current)
             share = min(shares)
-            if share > _OFFSET_SHARE if self._active else share < _ONSET_SHARE:
+            recent = [c for _, c in list(self._p_history)[-_P_BEATS:]]
+            p_waves = statistics.median(recent) if recent else None
+            if self._active:
+                p_back = p_waves is not None and p_waves >= _P_PRESENT
+                if share > _OFFSET_SHARE and not p_back:
+                    return []
+            elif share < _ONSET_SHARE or (p_waves is not None and p_waves >= _P_ABSENT):
                 return []
             start = self._change_point(to_af=not self._active, lag=shares.index(share))
+            start = self._p_wave_bound(start, to_af=not self._active)
         self._active = not self._active
         start = min(max(start, self._last_change), now)
         self._last_change = start
         return [Transition(start, self._active, now)]
+
+    def _p_wave_bound(self, start: int, *, to_af: bool) -> int:
+        """Move a change point to agree with the P-wave readings: AF cannot start before the
+        beats of the last reading that saw P waves, and P waves that came back end it at the
+        first of them.
+
+        A reading covers the last ``SEGMENTS`` beats and crosses ``_P_ABSENT`` when about half
+        of them changed, so the change lies about ``SEGMENTS // 2`` beats before the crossing.
+        """
+        readings = list(self._p_history)
+        present = [i for i, (_, c) in enumerate(readings) if c >= _P_ABSENT]
+        if not present:
+            return start
+        shift = SEGMENTS // 2
+        if to_af:
+            return max(start, readings[max(present[-1] - shift, 0)][0])
+        if present[-1] != len(readings) - 1:
+            return start
+        first = len(readings) - 1
+        while first > 0 and readings[first - 1][1] >= _P_ABSENT:
+            first -= 1
+        return min(start, readings[max(first - shift, 0)][0])
 
     def _change_point(self, *, to_af: bool, lag: int) -> int:
         """Start of the recent run of the new rhythm: where a CUSUM run backwards peaks.

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from ambulink.errors import SignalError
 from ambulink.signal.af import AfDetector
+from ambulink.signal.atrial import AtrialCoherence
 from ambulink.signal.beats import BeatClassifier
 from ambulink.signal.events import (
     AnalyzerEvent,
@@ -148,6 +149,8 @@ class Analyzer:
         self._classifier = BeatClassifier(fs)
         self._vf = VfDetector(fs)
         self._af = AfDetector(fs)
+        self._atrial = AtrialCoherence(fs)
+        self._last_beat: int | None = None
         self._hr = HeartRateMeter(fs)
         self._gaps = GapMonitor(fs, rhythm)
         self._rate = RateMonitor(fs, rhythm)
@@ -292,7 +295,12 @@ class Analyzer:
         # Beats of a running VT are ventricular whatever the classifier now calls them; their
         # irregularity must not read as AF.
         label = "V" if self._vt.active else beat.label
-        for transition in self._af.push(beat.sample, label):
+        coherence = None
+        if label == "N":
+            preceding = self._classifier.preceding(beat.sample)
+            coherence = self._atrial.push(beat.sample, self._last_beat, preceding)
+        self._last_beat = beat.sample
+        for transition in self._af.push(beat.sample, label, coherence):
             out.extend(self._waveform_change("AF", transition))
         return out
 

@@ -25,6 +25,7 @@ from ambulink.signal.validation import as_record_lead, check_fs, to_millivolts
 
 FloatArray = NDArray[np.float64]
 HISTORY_S = 10.0  # longer than any delay between a sample and the report of its R peak
+PRECEDING_S = 0.5  # band-passed samples before each R peak kept for the atrial measure
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class BeatClassifier:
         self._n_beats = 0
         self._next_ident = 0
         self._recent_new: deque[bool] = deque(maxlen=cfg.chaos_beats)
+        self._preceding_n = int(round(PRECEDING_S * self.fs_hz))
+        self._preceding: deque[tuple[int, FloatArray]] = deque(maxlen=8)
 
     def feed(self, samples_mv: FloatArray) -> None:
         """Append raw samples (mV) in stream order."""
@@ -119,6 +122,15 @@ class BeatClassifier:
             out.append(self._label(beat, post))
         return out
 
+    def preceding(self, sample: int) -> FloatArray | None:
+        """The band-passed (0.5-40 Hz) ``PRECEDING_S`` before the R peak of the labelled beat at
+        ``sample`` (None when the stream had not been running that long); forgets older beats'."""
+        while self._preceding and self._preceding[0][0] < sample:
+            self._preceding.popleft()
+        if self._preceding and self._preceding[0][0] == sample:
+            return self._preceding.popleft()[1]
+        return None
+
     # -- internals ------------------------------------------------------------------------
 
     def _ready(self, beat: _Pending) -> bool:
@@ -129,7 +141,7 @@ class BeatClassifier:
         oldest = self._signal.end - int(HISTORY_S * self.fs_hz)
         if self._pending:
             oldest = min(oldest, self._pending[0].sample)
-        self._signal.trim_before(oldest - self._before - self._shift)
+        self._signal.trim_before(oldest - max(self._before + self._shift, self._preceding_n))
 
     def _window(self, sample: int) -> FloatArray | None:
         lo, hi = sample - self._before - self._shift, sample + self._after + self._shift + 1
@@ -178,6 +190,9 @@ class BeatClassifier:
         cfg = self.config
         self._n_beats += 1
         rr_ms = None if beat.rr is None else beat.rr * 1000.0 / self.fs_hz
+        if beat.sample - self._preceding_n >= self._signal.start:
+            segment = self._signal.view(beat.sample - self._preceding_n, beat.sample).copy()
+            self._preceding.append((beat.sample, segment))
         wide = self._window(beat.sample)
         if wide is None:
             return Beat(beat.sample, "Q", rr_ms, None)

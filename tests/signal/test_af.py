@@ -9,7 +9,10 @@ import pytest
 from ambulink.errors import SignalError
 from ambulink.evaluation.rhythm_scoring import LabelScore, score_label
 from ambulink.signal.af import AfDetector
+from ambulink.signal.atrial import AtrialCoherence
+from ambulink.signal.beats import PRECEDING_S
 from ambulink.signal.events import Transition
+from ambulink.signal.filters import SosFilter, bandpass_sos
 from tests.conftest import Record, bundled, shared
 from tests.signal.transitions import detected_episodes
 
@@ -153,3 +156,60 @@ def test_samples_must_increase(second: int) -> None:
 def test_bad_sample_is_rejected(sample: object) -> None:
     with pytest.raises(SignalError, match="sample"):
         AfDetector(360.0).push(sample, "N")  # type: ignore[arg-type]
+
+
+def with_p_waves(record: Record, beats: list[Beat]) -> list[tuple[int, str, float | None]]:
+    """The beats with the P-wave coherence the Analyzer would pass (reference R peaks, the
+    beat classifier's band-pass)."""
+    fs = record.fs
+    filtered = SosFilter(bandpass_sos(0.5, 40.0, fs))(record.lead(0))
+    n = int(round(PRECEDING_S * fs))
+    atrial = AtrialCoherence(fs)
+    out: list[tuple[int, str, float | None]] = []
+    previous = None
+    for sample, label in beats:
+        value = None
+        if label == "N":
+            value = atrial.push(
+                sample, previous, filtered[sample - n : sample] if sample >= n else None
+            )
+        out.append((sample, label, value))
+        previous = sample
+    return out
+
+
+def af_score_with_p_waves(record: Record) -> LabelScore:
+    detector = AfDetector(record.fs)
+    transitions: list[Transition] = []
+    for sample, label, p_waves in with_p_waves(record, reference_beats(record)):
+        transitions += detector.push(sample, label, p_waves)
+    n_samples = len(record.signals_mv)
+    detected = [(s, e) for s, e, _ in detected_episodes(transitions, n_samples)]
+    return score_label("AF", annotated_af(record), detected, record.fs, n_samples)
+
+
+def test_p_waves_keep_irregular_sinus_rhythm_out_of_af() -> None:
+    # 219's sinus stretches alternate two RR intervals irregularly: RR alone calls them AF
+    record = shared("mitdb/219")
+    rr_only, _ = af_score(record, reference_beats(record))
+    both = af_score_with_p_waves(record)
+    assert rr_only.duration_ppv is not None and both.duration_ppv is not None
+    assert both.duration_ppv >= 0.93 and both.duration_ppv > rr_only.duration_ppv + 0.05, (
+        rr_only.as_dict(),
+        both.as_dict(),
+    )
+    assert both.duration_se is not None and both.duration_se >= 0.95, both.as_dict()
+
+
+def test_p_waves_do_not_hide_af() -> None:
+    record = bundled("mitdb/201")
+    score = af_score_with_p_waves(record)
+    assert score.duration_se is not None and score.duration_se >= 0.95, score.as_dict()
+    assert score.long_se == 1.0, score.as_dict()
+
+
+def test_steady_p_waves_veto_an_af_onset() -> None:
+    record = bundled("mitdb/201")
+    detector = AfDetector(record.fs)
+    transitions = [t for s, lab in reference_beats(record) for t in detector.push(s, lab, 0.9)]
+    assert transitions == []
