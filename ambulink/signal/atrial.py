@@ -45,8 +45,8 @@ class AtrialCoherence:
         # least-squares removal of a quadratic (see the module docstring)
         n = self._lead_in - self._lead_out
         t = np.linspace(-1.0, 1.0, n)
-        basis = np.vstack([t**k for k in range(POLY + 1)]).T
-        self._residual = np.eye(n) - basis @ np.linalg.pinv(basis)
+        self._basis = np.vstack([t**k for k in range(POLY + 1)]).T
+        self._fit = np.linalg.pinv(self._basis)
 
     def push(
         self, r_sample: int, previous_r: int | None, preceding: NDArray[np.float64] | None
@@ -60,7 +60,7 @@ class AtrialCoherence:
         if preceding is not None and preceding.size >= self._lead_in and clear:
             segment = preceding[preceding.size - self._lead_in : preceding.size - self._lead_out]
         if segment is not None and np.all(np.isfinite(segment)):
-            self._segments.append(self._residual @ segment)
+            self._segments.append(segment - self._basis @ (self._fit @ segment))
         else:
             self._segments.append(None)
         known = [s for s in self._segments if s is not None]
