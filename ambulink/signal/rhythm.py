@@ -195,6 +195,9 @@ class RateMonitor:
         return self._episodes.close_all(end)
 
 
+_BREAK_SPAN = 3  # a second slow conducted beat within this many VT beats of one ends VT
+
+
 class VtMonitor:
     """VT: at least ``vt_beats`` consecutive ventricular beats faster than ``vt_bpm``.
 
@@ -202,7 +205,8 @@ class VtMonitor:
     ``vt_rr_spread`` times the shortest) and mostly of one QRS shape (monomorphic; chaotic
     polymorphic rhythms are the VF detector's). Once VT runs, beats of its QRS shape keep it going
     even if the classifier comes to call that shape normal; it ends at the second beat in a row that
-    is neither ventricular nor of its shape, or slower than the limit.
+    is neither ventricular nor of its shape, or slower than the limit, or at the second slow
+    non-ventricular beat within ``_BREAK_SPAN`` VT beats (bigeminy is not VT).
     """
 
     def __init__(self, fs_hz: float, config: RhythmConfig | None = None) -> None:
@@ -213,6 +217,8 @@ class VtMonitor:
         self._max_rr = 60.0 * self.fs_hz / self.config.vt_bpm
         self._shape: int | None = None  # QRS shape of the running VT
         self._breaks: list[int] = []
+        self._conducted: int | None = None  # last slow conducted beat inside the running VT
+        self._since_conducted = 0  # VT beats since then
         self._last: int | None = None
 
     @property
@@ -243,18 +249,25 @@ class VtMonitor:
         shape = max(set(shapes), key=shapes.count)
         if shape is None or shapes.count(shape) * 3 < 2 * len(run):
             return []
-        self._shape, self._breaks = shape, []
+        self._shape, self._breaks, self._conducted = shape, [], None
         return list(self._episodes.start("VT", run[0].sample, beat.sample))
 
     def _continue(self, beat: Beat, fast: bool) -> list[EpisodeStart | EpisodeEnd]:
         if fast and (beat.label == "V" or beat.morphology == self._shape):
             self._breaks = []
+            self._since_conducted += 1
             return []
         self._breaks.append(beat.sample)
-        if len(self._breaks) < 2:
+        end: int | None = self._breaks[0] if len(self._breaks) >= 2 else None
+        if not fast and beat.label != "V":
+            # slow non-ventricular beats twice within a few VT beats: ventricular bigeminy or
+            # trigeminy, not VT (a single one is ridden through, as a misread beat would be)
+            if self._conducted is not None and self._since_conducted <= _BREAK_SPAN:
+                end = self._conducted if end is None else min(end, self._conducted)
+            self._conducted, self._since_conducted = beat.sample, 0
+        if end is None:
             return []
-        end = self._breaks[0]
-        self._run, self._shape, self._breaks = [], None, []
+        self._run, self._shape, self._breaks, self._conducted = [], None, [], None
         return list(self._episodes.end("VT", end, beat.sample))
 
     def finish(self, end: int) -> list[EpisodeEnd]:

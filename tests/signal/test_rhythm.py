@@ -11,7 +11,7 @@ from ambulink.signal.rhythm import (
     detect_episodes,
     evidence_window,
 )
-from tests.conftest import bundled
+from tests.conftest import bundled, shared
 
 FS = 250.0
 
@@ -112,6 +112,33 @@ def test_vt_keeps_going_through_one_odd_beat_and_beats_of_its_shape() -> None:
     events = [e for b in beats for e in vt.on_beat(b)]
     assert [type(e).__name__ for e in events] == ["EpisodeStart"]
     assert [e.label for e in vt.finish(t + 400)] == ["VT"]
+
+
+def test_slow_conducted_beats_between_vt_beats_end_it() -> None:
+    vt = VtMonitor(FS)
+    beats = ventricular_run([0.4] * 5, [7] * 6)
+    t = beats[-1].sample
+    step = int(0.45 * FS)
+    # N after a compensatory pause, an early V of the VT shape, again: bigeminy, not VT
+    for i in range(4):
+        beats.append(Beat(t + (2 * i + 1) * 2 * step, "N", morphology=1))
+        beats.append(Beat(t + (2 * i + 1) * 2 * step + step, "V", morphology=7))
+    events = [e for b in beats for e in vt.on_beat(b)]
+    assert [type(e).__name__ for e in events] == ["EpisodeStart", "EpisodeEnd"]
+    assert isinstance(events[1], EpisodeEnd) and events[1].end == beats[6].sample
+
+
+def test_vt_ends_when_it_turns_into_bigeminy() -> None:
+    # mitdb 200: a 2 s VT run at 1133.6 s, then ventricular bigeminy to 1151.9 s; the bigeminal
+    # V beats come early (fast) and share the VT shape, which used to keep VT open throughout
+    record = shared("mitdb/200")
+    t0 = 1080.0
+    lead = record.lead(0)[int(t0 * record.fs) : int(1170 * record.fs)]
+    vt = [e for e in detect_episodes(lead, record.fs) if e.label == "VT"]
+    assert vt, "the annotated VT run at 1133.6 s is found"
+    spans = [(t0 + e.start / record.fs, t0 + e.end / record.fs) for e in vt]
+    assert any(start < 1136.0 and end > 1133.6 for start, end in spans), spans
+    assert all(end < 1140.0 for _, end in spans), spans
 
 
 def test_evidence_is_ten_seconds_ending_by_the_decision() -> None:
