@@ -59,8 +59,10 @@ _OFFSET_SHARE = 0.20  # AF stops at or below this share
 _CHANGE_LEVEL = 0.35  # CUSUM reference between the shares of the two rhythms
 _HISTORY_ITEMS = 60  # intervals and ectopic beats searched for the change point
 _P_BEATS = 8  # P-wave coherence: median of the last this many conducted beats' values
-_P_ABSENT = 0.50  # AF starts only below this coherence (when it is known)
-_P_PRESENT = 0.60  # AF stops at or above it: P waves are back, however irregular the RR
+_P_ABSENT = 0.40  # AF starts only below this coherence (when it is known)
+_P_PRESENT = 0.50  # AF stops at or above it: P waves are back, however irregular the RR
+AF_SHIFT = SEGMENTS // 3  # beats between an AF onset and the reading that drops under _P_ABSENT
+SINUS_SHIFT = 2 * SEGMENTS // 3  # ... between P waves' return and the reading that rises to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,22 +223,23 @@ class AfDetector:
         beats of the last reading that saw P waves, and P waves that came back end it at the
         first of them.
 
-        A reading covers the last ``SEGMENTS`` beats and crosses ``_P_ABSENT`` when about half
-        of them changed, so the change lies about ``SEGMENTS // 2`` beats before the crossing.
+        A reading covers the last ``SEGMENTS`` beats. With ``k`` of them showing the same P wave
+        it is about ``(k / SEGMENTS) ** 2``, so it falls under ``_P_ABSENT`` once about a third of
+        them lost their P wave and rises to it once about two thirds have one: the change lies
+        that many beats before the crossing.
         """
         readings = list(self._p_history)
         present = [i for i, (_, c) in enumerate(readings) if c >= _P_ABSENT]
         if not present:
             return start
-        shift = SEGMENTS // 2
         if to_af:
-            return max(start, readings[max(present[-1] - shift, 0)][0])
+            return max(start, readings[max(present[-1] - AF_SHIFT, 0)][0])
         if present[-1] != len(readings) - 1:
             return start
         first = len(readings) - 1
         while first > 0 and readings[first - 1][1] >= _P_ABSENT:
             first -= 1
-        return min(start, readings[max(first - shift, 0)][0])
+        return min(start, readings[max(first - SINUS_SHIFT, 0)][0])
 
     def _change_point(self, *, to_af: bool, lag: int) -> int:
         """Start of the recent run of the new rhythm: where a CUSUM run backwards peaks.

@@ -3,11 +3,13 @@
 In sinus rhythm (and any rhythm with conducted P waves) every QRS follows a P wave at the same
 PR interval, so the segments just before the QRS look alike from beat to beat. In atrial
 fibrillation the fibrillatory waves bear no fixed relation to the QRS, so those segments are
-unrelated. The measure is the share of the segments' energy that survives averaging: for
-``K`` segments ``w_i`` (trend removed), ``|mean(w)|^2 / mean(|w_i|^2)``: about 1 when every
-segment shows the same P wave, about ``1/K`` for unrelated activity (fibrillation, noise). It
-needs no P-wave delineation, is independent of gain, and noise only pulls it towards
-"unrelated", so noise never vetoes AF (RR irregularity then decides alone).
+unrelated. Each segment is detrended and scaled to unit energy, and the measure is the energy of
+their average, ``|mean(w_i / |w_i|)|^2`` over the last ``K`` segments: about 1 when every segment
+shows the same P wave, about ``1/K`` for unrelated activity (fibrillation, noise). Scaling each
+segment keeps one outlier (an artefact, a T wave in the segment of an early beat) from
+dominating the average for ``K`` beats. It needs no P-wave delineation, is independent of gain,
+and noise only pulls it towards "unrelated", so noise never vetoes AF (RR irregularity then
+decides alone).
 
 The segment runs from 350 to 120 ms before the R peak: the P wave at PR intervals of about
 120-250 ms, and clear of the QRS onset even in wide complexes. A quadratic is fitted and removed
@@ -59,16 +61,14 @@ class AtrialCoherence:
         clear = previous_r is None or previous_r <= start - self._clearance
         if preceding is not None and preceding.size >= self._lead_in and clear:
             segment = preceding[preceding.size - self._lead_in : preceding.size - self._lead_out]
+        shape = None
         if segment is not None and np.all(np.isfinite(segment)):
-            self._segments.append(segment - self._basis @ (self._fit @ segment))
-        else:
-            self._segments.append(None)
+            shape = segment - self._basis @ (self._fit @ segment)
+            norm = float(np.linalg.norm(shape))
+            shape = shape / norm if norm > 0.0 else None
+        self._segments.append(shape)
         known = [s for s in self._segments if s is not None]
         if len(known) < MIN_SEGMENTS:
             return None
-        stack = np.stack(known)
-        power = float(np.mean(np.sum(stack * stack, axis=1)))
-        if power <= 0.0:
-            return None
-        mean = stack.mean(axis=0)
-        return float(np.dot(mean, mean)) / power
+        mean = np.mean(known, axis=0)
+        return float(np.dot(mean, mean))
