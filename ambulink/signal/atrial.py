@@ -49,6 +49,8 @@ class AtrialCoherence:
         t = np.linspace(-1.0, 1.0, n)
         self._basis = np.vstack([t**k for k in range(POLY + 1)]).T
         self._fit = np.linalg.pinv(self._basis)
+        self._sum = np.zeros(n)  # running sum of the known segments in ``_segments``
+        self._known = 0
 
     def push(
         self, r_sample: int, previous_r: int | None, preceding: NDArray[np.float64] | None
@@ -66,9 +68,14 @@ class AtrialCoherence:
             shape = segment - self._basis @ (self._fit @ segment)
             norm = float(np.linalg.norm(shape))
             shape = shape / norm if norm > 0.0 else None
+        if len(self._segments) == SEGMENTS and (dropped := self._segments[0]) is not None:
+            self._sum -= dropped
+            self._known -= 1
         self._segments.append(shape)
-        known = [s for s in self._segments if s is not None]
-        if len(known) < MIN_SEGMENTS:
+        if shape is not None:
+            self._sum += shape
+            self._known += 1
+        if self._known < MIN_SEGMENTS:
             return None
-        mean = np.mean(known, axis=0)
+        mean = self._sum / self._known
         return float(np.dot(mean, mean))

@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from ambulink.signal.atrial import MIN_SEGMENTS, AtrialCoherence
+from ambulink.signal.atrial import MIN_SEGMENTS, POLY, SEGMENT_MS, SEGMENTS, AtrialCoherence
 from ambulink.signal.beats import PRECEDING_S
 from ambulink.signal.filters import SosFilter, bandpass_sos
 from tests.conftest import Record, bundled
@@ -67,3 +67,32 @@ def test_needs_enough_segments_and_skips_beats_without_one() -> None:
 def test_unusable_samples_count_as_no_segment(bad: np.ndarray) -> None:
     atrial = AtrialCoherence(360.0)
     assert all(atrial.push(1000 * i + 1000, None, bad) is None for i in range(20))
+
+
+def test_reading_is_the_energy_of_the_mean_of_the_last_unit_segments() -> None:
+    # the running sum must agree with the definition, through gaps and a full turnover
+    record = bundled("mitdb/201")
+    fs = record.fs
+    filtered = SosFilter(bandpass_sos(0.5, 40.0, fs))(record.lead(0))
+    n = int(round(PRECEDING_S * fs))
+    lead_in, lead_out = (int(round(ms * fs / 1000.0)) for ms in SEGMENT_MS)
+    t = np.linspace(-1.0, 1.0, lead_in - lead_out)
+    basis = np.vstack([t**k for k in range(POLY + 1)]).T
+    atrial = AtrialCoherence(fs)
+    recent: list[np.ndarray | None] = []
+    peaks = [int(s) for s in record.reference().beat_sample[3:80]]
+    for i, r in enumerate(peaks):
+        preceding = None if i % 7 == 3 else filtered[r - n : r]  # some beats without samples
+        value = atrial.push(r, None, preceding)
+        if preceding is None:
+            recent.append(None)
+        else:
+            seg = preceding[n - lead_in : n - lead_out]
+            seg = seg - basis @ np.linalg.lstsq(basis, seg, rcond=None)[0]
+            recent.append(seg / np.linalg.norm(seg))
+        known = [s for s in recent[-SEGMENTS:] if s is not None]
+        if len(known) < MIN_SEGMENTS:
+            assert value is None
+        else:
+            mean = np.mean(known, axis=0)
+            assert value == pytest.approx(float(mean @ mean), rel=1e-9)
