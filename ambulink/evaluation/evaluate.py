@@ -81,6 +81,17 @@ def _each(settings: EvalSettings, progress: Progress) -> Iterator[tuple[EcgRecor
         yield record, record.reference()
 
 
+def _each_with_beats(
+    settings: EvalSettings, progress: Progress, skipped: dict[str, str]
+) -> Iterator[tuple[EcgRecord, Reference]]:
+    """``_each``, less the records without beat annotations, which go into ``skipped``."""
+    for record, ref in _each(settings, progress):
+        if ref.has_beats:
+            yield record, ref
+        else:
+            skipped[record.name] = NO_BEATS
+
+
 @contextmanager
 def _naming(record: EcgRecord, lead: int) -> Iterator[None]:
     """Re-raise a detector's ``SignalError`` with the record and lead it choked on."""
@@ -138,10 +149,7 @@ def evaluate_qrs(
     """Score ``detect`` beat by beat on every selected record (EC57)."""
     counts: dict[str, DetectionCounts] = {}
     skipped: dict[str, str] = {}
-    for record, ref in _each(settings, progress):
-        if not ref.has_beats:
-            skipped[record.name] = NO_BEATS
-            continue
+    for record, ref in _each_with_beats(settings, progress, skipped):
         with _naming(record, settings.lead):
             peaks = detect(record, settings.lead)
         counts[record.name] = _score(settings, record, ref, peaks).counts
@@ -198,10 +206,7 @@ def evaluate_beats(
     """Match classified beats to reference beats (EC57) and tally AAMI classes."""
     results: dict[str, BeatRecord] = {}
     skipped: dict[str, str] = {}
-    for record, ref in _each(settings, progress):
-        if not ref.has_beats:
-            skipped[record.name] = NO_BEATS
-            continue
+    for record, ref in _each_with_beats(settings, progress, skipped):
         with _naming(record, settings.lead):
             beats = sorted(classify(record, settings.lead), key=lambda b: b.sample)
         scored = _score(settings, record, ref, [b.sample for b in beats])
