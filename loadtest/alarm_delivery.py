@@ -42,7 +42,6 @@ import platform
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,7 @@ from websockets.version import version as websockets_version
 from ambulink.hub.alarm_service import alarms_topic
 from ambulink.hub.alarms import AlarmKind
 from ambulink.hub.app import Hub, create_app
+from ambulink.hub.serving import bind_loopback, serving
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.tokens import TokenIssuer
 from loadtest.hub_process import StatsWrapper
@@ -247,10 +247,7 @@ async def alarm_loop(
 async def hub_in_process(data_dir: Path) -> AsyncIterator[tuple[Hub, int, TokenIssuer]]:
     """The real hub app under uvicorn on a free 127.0.0.1 port, in this event loop."""
     secret = secrets.token_urlsafe(32)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
+    sock, port = bind_loopback()
     settings = HubSettings(
         port=port,
         data_dir=data_dir,
@@ -259,23 +256,8 @@ async def hub_in_process(data_dir: Path) -> AsyncIterator[tuple[Hub, int, TokenI
         allowed_origins=(f"http://127.0.0.1:{port}",),
     )
     app = StatsWrapper(create_app(settings))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", log_config=None, lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(15.0):
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                    raise RuntimeError("the hub stopped while starting")
-                await asyncio.sleep(0.05)
+    async with serving(app, sock):
         yield cast(Hub, app.state["hub"]), port, TokenIssuer(secret)
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(15.0):
-            await serving
-        sock.close()
 
 
 def vf_start(k: int) -> dict[str, object]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from numpy.typing import NDArray
 
 from ambulink.ambulance_client.media import MediaChoice
@@ -27,13 +25,12 @@ from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.data import record_path
 from ambulink.hub.app import Hub, create_app
+from ambulink.hub.serving import bind_loopback, serving
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.store_types import StreamInfo
 from ambulink.hub.tokens import TokenIssuer
 from tests.impairment import ImpairedNetwork, RelayedSignalling
 
-HUB_START_TIMEOUT_S = 10.0
-HUB_STOP_TIMEOUT_S = 15.0
 POLL_S = 0.05
 
 
@@ -132,10 +129,7 @@ async def running_hub(
 ) -> AsyncIterator[RunningHub]:
     """Start a hub on a free 127.0.0.1 port (the socket stays bound: no race for the port)."""
     secret = secrets.token_urlsafe(32)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
+    sock, port = bind_loopback()
     settings = HubSettings(
         port=port,
         data_dir=data_dir,
@@ -147,25 +141,17 @@ async def running_hub(
     )
     network = ImpairedNetwork(seed=seed)
     app = RelayedSignalling(create_app(settings), network)
-    config = uvicorn.Config(app, log_level="warning", log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(HUB_START_TIMEOUT_S):
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                    raise RuntimeError("the hub stopped while starting")
-                await asyncio.sleep(POLL_S)
-        yield RunningHub(
-            f"http://127.0.0.1:{port}", app.state["hub"], network, TokenIssuer(secret), data_dir
-        )
+        async with serving(app, sock):
+            yield RunningHub(
+                f"http://127.0.0.1:{port}",
+                app.state["hub"],
+                network,
+                TokenIssuer(secret),
+                data_dir,
+            )
     finally:
-        server.should_exit = True
-        async with asyncio.timeout(HUB_STOP_TIMEOUT_S):
-            await serving
         network.close()
-        sock.close()
 
 
 HubFactory = Callable[[], AbstractAsyncContextManager[RunningHub]]
