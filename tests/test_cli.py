@@ -30,3 +30,23 @@ def test_the_console_script_runs_as_a_module() -> None:
         check=True,
     )
     assert done.stdout.startswith("ambulink ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--route", "52.09"], "expected LAT,LON"),
+        (["--route", "95,5"], "is not a place"),
+        (["--mqtt", "mqtt://amb-1:pw@127.0.0.1:1883"], "give --route too"),
+    ],
+)
+def test_client_route_options_refuse_bad_input(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBULINK_TOKEN_SECRET", "x" * 40)
+    try:
+        code = main(["client", "ambulink/data/mitdb/100", "--unit", "amb-1", *argv])
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    assert code == 2
+    assert says in capsys.readouterr().err

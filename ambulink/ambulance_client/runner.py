@@ -1,14 +1,24 @@
-"""Assemble an ambulance client from a record path: source, simulated vitals, uplink."""
+"""Assemble an ambulance client from a record path: source, simulated vitals, uplink, and
+optionally simulated telematics (a route driven from a start point, reported over the uplink's
+data channel or to an MQTT broker)."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.source import RecordReplay
+from ambulink.ambulance_client.telematics import (
+    ChannelTransport,
+    TelematicsRunner,
+    Transport,
+    mqtt_transport,
+    simulated_route,
+)
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.ambulance_client.vitals import VitalsSimulator, heart_rate_track
 from ambulink.rtc import restrict_ice_hosts
@@ -48,8 +58,14 @@ async def run_client(
     vitals: bool = True,
     loopback: bool = False,
     media: MediaChoice | None = None,
+    route_from: tuple[float, float] | None = None,
+    mqtt_url: str | None = None,
     until: asyncio.Event | None = None,
 ) -> None:
+    """Run a client until ``until`` is set (or forever). With ``route_from`` (lat, lon) the unit
+    also drives a simulated route from there and reports status, position and link every
+    second: to the broker at ``mqtt_url`` (``mqtt://unit:password@host:port``) when given,
+    else inside the uplink's data channel."""
     if loopback:
         restrict_ice_hosts(("127.0.0.1",))
     client = build_client(
@@ -62,4 +78,18 @@ async def run_client(
         vitals=vitals,
         media=media,
     )
-    await client.run(until=until)
+    if route_from is None:
+        await client.run(until=until)
+        return
+    async with AsyncExitStack() as stack:
+        transport: Transport = ChannelTransport(client)
+        if mqtt_url is not None:
+            transport = await stack.enter_async_context(mqtt_transport(mqtt_url, unit_id))
+        route = simulated_route(zlib.crc32(unit_id.encode()) % 10, route_from)
+        reports = TelematicsRunner(unit_id, route, transport, client=client)
+        async with asyncio.TaskGroup() as tasks:
+            reporting = tasks.create_task(reports.run())
+            try:
+                await client.run(until=until)
+            finally:
+                reporting.cancel()

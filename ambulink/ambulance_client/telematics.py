@@ -206,6 +206,28 @@ class RouteSimulator:
         return RoutePoint(lat, lon, speed, heading, status, "LTE", 55.0, 0.3, 4000.0, -82.0)
 
 
+def simulated_route(
+    index: int, start: tuple[float, float], *, dead_zone_m: float | None = None
+) -> RouteSimulator:
+    """A 3-5 km route out of ``start`` (lat, lon), in a direction set by ``index`` (so units
+    of one fleet spread out), bending at its middle; a radio dead zone of ``dead_zone_m``
+    metres around the bend when given."""
+    bearing = math.radians(37.0 * index)
+    length_deg = 0.03 + 0.01 * (index % 3)
+    mid = (
+        start[0] + 0.5 * length_deg * math.cos(bearing),
+        start[1] + 0.5 * length_deg * math.sin(bearing) / math.cos(math.radians(start[0])),
+    )
+    end = (
+        start[0] + length_deg * math.cos(bearing + 0.3),
+        start[1] + length_deg * math.sin(bearing + 0.3) / math.cos(math.radians(start[0])),
+    )
+    zone = None if dead_zone_m is None else DeadZone(mid[0], mid[1], dead_zone_m)
+    return RouteSimulator(
+        [start, mid, end], speed_mps=12.0 + index % 4, dwell_s=45.0, dead_zone=zone
+    )
+
+
 class TelematicsRunner:
     """Sends a unit's reports every ``every_s`` from a ``RouteSimulator``; in the dead zone it
     cuts the client's uplink (when a client is given) and the radio reports ``none``."""

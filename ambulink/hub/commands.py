@@ -65,6 +65,19 @@ def register_hub(subparsers: Any) -> None:
     client.add_argument(
         "--mic", default="tone", help="'tone' (440 Hz), 'none', or a PulseAudio source name"
     )
+    client.add_argument(
+        "--route",
+        type=_lat_lon,
+        metavar="LAT,LON",
+        help="also drive a simulated 3-5 km route from LAT,LON and report status, position "
+        "and link every second (the unit must be in the hub's fleet to show on dispatch)",
+    )
+    client.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="send those reports to this broker (mqtt://unit:password@host:port) instead of "
+        "the uplink's data channel; needs --route",
+    )
     client.set_defaults(run=_run_client)
 
     demo = subparsers.add_parser(
@@ -113,11 +126,30 @@ def _run_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lat_lon(text: str) -> tuple[float, float]:
+    """``LAT,LON`` in degrees, e.g. ``52.09,5.12``."""
+    try:
+        lat, lon = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LAT,LON in degrees such as 52.09,5.12, got {text!r}"
+        ) from None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a place: lat -90..90, lon -180..180")
+    return lat, lon
+
+
 def _run_client(args: argparse.Namespace) -> int:
     from ambulink.ambulance_client.media import MediaChoice
     from ambulink.ambulance_client.runner import run_client
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.mqtt and args.route is None:
+        print(
+            "ambulink client: --mqtt sends the simulated route's reports; give --route too",
+            file=sys.stderr,
+        )
+        return 2
     issuer = TokenIssuer(_secret())
     buffer_dir = args.buffer_dir or Path("var") / "tablet" / args.unit
     try:
@@ -132,6 +164,8 @@ def _run_client(args: argparse.Namespace) -> int:
                 vitals=not args.no_vitals,
                 loopback=args.loopback,
                 media=MediaChoice(camera=args.camera, mic=args.mic),
+                route_from=args.route,
+                mqtt_url=args.mqtt,
             )
         )
     except KeyboardInterrupt:

@@ -11,16 +11,14 @@ after the zone it reconnects and backfills, so dispatch sees its data age rise, 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from ambulink.ambulance_client.telematics import (
     ChannelTransport,
-    DeadZone,
-    RouteSimulator,
     TelematicsRunner,
     Transport,
+    simulated_route,
 )
 from ambulink.ambulance_client.uplink import AmbulanceClient
 from ambulink.hub.fleet_service import FleetService
@@ -54,24 +52,6 @@ class InProcessTransport:
         return True
 
 
-def demo_route(index: int, start: tuple[float, float], dead_zone: bool) -> RouteSimulator:
-    """A 3-5 km route out of the unit's home hospital, in a direction of its own."""
-    bearing = math.radians(37.0 * index)
-    length_deg = 0.03 + 0.01 * (index % 3)
-    mid = (
-        start[0] + 0.5 * length_deg * math.cos(bearing),
-        start[1] + 0.5 * length_deg * math.sin(bearing) / math.cos(math.radians(start[0])),
-    )
-    end = (
-        start[0] + length_deg * math.cos(bearing + 0.3),
-        start[1] + length_deg * math.sin(bearing + 0.3) / math.cos(math.radians(start[0])),
-    )
-    zone = DeadZone(mid[0], mid[1], DEAD_ZONE_RADIUS_M) if dead_zone else None
-    return RouteSimulator(
-        [start, mid, end], speed_mps=12.0 + index % 4, dwell_s=45.0, dead_zone=zone
-    )
-
-
 def start_fleet(
     tasks: asyncio.TaskGroup,
     hub: Any,
@@ -91,7 +71,8 @@ def start_fleet(
         transport: Transport = (
             ChannelTransport(client) if client is not None else InProcessTransport(fleet)
         )
-        route = demo_route(index, (home.lat, home.lon), dead_zone=unit_id == DEAD_ZONE_UNIT)
+        zone_m = DEAD_ZONE_RADIUS_M if unit_id == DEAD_ZONE_UNIT else None
+        route = simulated_route(index, (home.lat, home.lon), dead_zone_m=zone_m)
         runner = TelematicsRunner(
             unit_id,
             route,

@@ -19,7 +19,7 @@ import aiomqtt
 import httpx
 import websockets
 
-from ambulink.ambulance_client.runner import build_client
+from ambulink.ambulance_client.runner import build_client, run_client
 from ambulink.ambulance_client.telematics import (
     ChannelTransport,
     DeadZone,
@@ -247,5 +247,66 @@ def test_dead_zone_data_age_rises_then_recovers(tmp_path: Path) -> None:
             finally:
                 stop.set()
                 await within(TIMEOUT_S, "the client stopping", running)
+
+    asyncio.run(scenario())
+
+
+def test_the_client_command_reports_its_route_over_the_channel_or_mqtt(
+    tmp_path: Path, mosquitto_server: Mosquitto
+) -> None:
+    # `ambulink client --route LAT,LON [--mqtt URL]`: run_client drives a simulated route from
+    # there; one unit reports inside its uplink, another to the broker with its credentials
+    broker = mosquitto_server
+    start = (52.09, 5.12)
+
+    async def scenario() -> None:
+        async with running_hub(tmp_path / "hub", mqtt_url=broker.url("hub")) as hub:
+            fleet = hub.hub.fleet
+            assert fleet is not None and fleet.mqtt is not None
+            await within(TIMEOUT_S, "the hub's MQTT session", fleet.mqtt.connected.wait())
+            stop = asyncio.Event()
+            clients = [
+                run_client(
+                    str(record_path("mitdb/100")),
+                    hub_url=hub.url,
+                    unit_id=unit_id,
+                    buffer_dir=tmp_path / unit_id,
+                    token=hub.crew_token(unit_id),
+                    vitals=False,
+                    loopback=True,
+                    route_from=start,
+                    mqtt_url=mqtt_url,
+                    until=stop,
+                )
+                for unit_id, mqtt_url in (("amb-4", None), ("amb-5", broker.url("amb-5")))
+            ]
+            running = [asyncio.create_task(c) for c in clients]
+            try:
+                async with fleet_socket(hub, hub.issuer.mint("d", "dispatch")) as dispatch:
+                    for unit_id in ("amb-4", "amb-5"):
+                        unit = await dispatch.unit(
+                            unit_id,
+                            lambda u: u["position"] is not None and u["link"] is not None,
+                        )
+                        position = unit["position"]
+                        assert abs(position["lat"] - start[0]) < 0.06, position
+                        assert abs(position["lon"] - start[1]) < 0.1, position
+                        assert unit["status"] in ("en_route", "on_scene", "transporting")
+                        assert unit["rejected"] == 0
+                # amb-5's reports really went through the broker
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    broker.port,
+                    username="hub",
+                    password=broker.passwords["hub"],
+                    identifier="route-check",
+                ) as reader:
+                    await reader.subscribe(topic("amb-5", "position"), qos=1)
+                    message = await within(TIMEOUT_S, "amb-5's position", anext(reader.messages))
+                    assert isinstance(message.payload, bytes)
+                    assert json.loads(message.payload)["unit_id"] == "amb-5"
+            finally:
+                stop.set()
+                await within(TIMEOUT_S, "the clients stopping", asyncio.gather(*running))
 
     asyncio.run(scenario())
