@@ -290,21 +290,22 @@ def detect_episodes(signal: np.ndarray, fs: float) -> list[Episode]:
         for e in events
         if isinstance(e, EpisodeEnd)
     ]
-    return sorted(absorb_vt_in_vf(episodes), key=lambda e: (e.start, e.end, e.label))
+    return sorted(absorb_in_vf(episodes), key=lambda e: (e.start, e.end, e.label))
 
 
-def absorb_vt_in_vf(episodes: list[Episode]) -> list[Episode]:
-    """Drop VT episodes that lie wholly inside a VF episode.
+def absorb_in_vf(episodes: list[Episode]) -> list[Episode]:
+    """Drop VT and AF episodes that lie wholly inside a VF episode.
 
-    Ventricular flutter waves pass the QRS detector as fast ventricular beats, so the VT monitor
-    also fires inside VF/VFL; the arrhythmia is one, and VF is its name. (The streaming Analyzer
-    reports both; the alarm layer annunciates the higher-priority one.)
+    Ventricular flutter waves pass the QRS detector as fast ventricular beats, so the VT
+    monitor also fires inside VF/VFL, and fibrillation waves taken for beats are as irregular
+    as AF; the arrhythmia is one, and VF is its name. (The streaming Analyzer reports them all;
+    the alarm layer annunciates the higher-priority one.)
     """
     vf = [(e.start, e.end) for e in episodes if e.label == "VF"]
     return [
         e
         for e in episodes
-        if not (e.label == "VT" and any(a <= e.start and e.end <= b for a, b in vf))
+        if not (e.label in ("VT", "AF") and any(a <= e.start and e.end <= b for a, b in vf))
     ]
 
 
@@ -314,7 +315,7 @@ __all__ = [
     "RateMonitor",
     "RhythmConfig",
     "VtMonitor",
-    "absorb_vt_in_vf",
+    "absorb_in_vf",
     "detect_episodes",
     "evidence_window",
 ]

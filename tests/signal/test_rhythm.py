@@ -7,7 +7,7 @@ from ambulink.signal.rhythm import (
     GapMonitor,
     RateMonitor,
     VtMonitor,
-    absorb_vt_in_vf,
+    absorb_in_vf,
     detect_episodes,
     evidence_window,
 )
@@ -176,11 +176,14 @@ def test_ventricular_flutter_record_yields_vf() -> None:
     assert len(ref) >= 3 and len(found) >= 0.8 * len(ref)
 
 
-def test_vt_inside_vf_is_one_vf_episode_but_vt_before_it_stays() -> None:
+def test_vt_and_af_inside_vf_are_one_vf_episode_but_what_sticks_out_stays() -> None:
     episodes = [
         Episode(0, 1000, "VT"),  # VT degenerating into VF
         Episode(900, 5000, "VF"),
         Episode(1200, 1800, "VT"),  # flutter waves read as fast ventricular beats
+        Episode(2000, 3000, "AF"),  # fibrillation waves read as irregular beats
         Episode(4800, 5200, "VT"),  # outlasts the VF
+        Episode(4900, 9000, "AF"),
     ]
-    assert absorb_vt_in_vf(episodes) == [episodes[0], episodes[1], episodes[3]]
+    kept = [episodes[i] for i in (0, 1, 4, 5)]
+    assert absorb_in_vf(episodes) == kept
