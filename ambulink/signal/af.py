@@ -61,8 +61,8 @@ _HISTORY_ITEMS = 60  # intervals and ectopic beats searched for the change point
 _P_BEATS = 8  # P-wave coherence: median of the last this many conducted beats' values
 _P_ABSENT = 0.40  # AF starts only below this coherence (when it is known)
 _P_PRESENT = 0.50  # AF stops at or above it: P waves are back, however irregular the RR
-AF_SHIFT = SEGMENTS // 3  # beats between an AF onset and the reading that drops under _P_ABSENT
-SINUS_SHIFT = 2 * SEGMENTS // 3  # ... between P waves' return and the reading that rises to it
+_AF_SHIFT = SEGMENTS // 3  # beats between an AF onset and the reading that drops under _P_ABSENT
+_SINUS_SHIFT = 2 * SEGMENTS // 3  # ... between P waves' return and the reading that rises to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +147,11 @@ class AfDetector:
         if previous is not None and index <= previous:
             raise SignalError(f"beat samples must increase; got {index} after {previous}")
         self._last_sample, self._last_label = index, label
-        if p_coherence is not None and label == "N":
-            self._p_history.append((index, float(p_coherence)))
+        if p_coherence is not None:
+            if not (isinstance(p_coherence, int | float) and 0.0 <= p_coherence <= 1.0):
+                raise SignalError(f"p_coherence must be a number in [0, 1], got {p_coherence!r}")
+            if label == "N":
+                self._p_history.append((index, float(p_coherence)))
         if previous is None:
             return []
         labels = {previous_label, label}
@@ -233,13 +236,13 @@ class AfDetector:
         if not present:
             return start
         if to_af:
-            return max(start, readings[max(present[-1] - AF_SHIFT, 0)][0])
+            return max(start, readings[max(present[-1] - _AF_SHIFT, 0)][0])
         if present[-1] != len(readings) - 1:
             return start
         first = len(readings) - 1
         while first > 0 and readings[first - 1][1] >= _P_ABSENT:
             first -= 1
-        return min(start, readings[max(first - SINUS_SHIFT, 0)][0])
+        return min(start, readings[max(first - _SINUS_SHIFT, 0)][0])
 
     def _change_point(self, *, to_af: bool, lag: int) -> int:
         """Start of the recent run of the new rhythm: where a CUSUM run backwards peaks.

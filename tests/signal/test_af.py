@@ -213,3 +213,10 @@ def test_steady_p_waves_veto_an_af_onset() -> None:
     detector = AfDetector(record.fs)
     transitions = [t for s, lab in reference_beats(record) for t in detector.push(s, lab, 0.9)]
     assert transitions == []
+
+
+@pytest.mark.parametrize("bad", [math.nan, -0.1, 1.5, "0.5"])
+def test_a_p_wave_reading_outside_zero_to_one_is_refused(bad: object) -> None:
+    detector = AfDetector(360.0)
+    with pytest.raises(SignalError, match="p_coherence"):
+        detector.push(1000, "N", bad)  # type: ignore[arg-type]
