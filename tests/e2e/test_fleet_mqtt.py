@@ -74,6 +74,20 @@ async def fleet_socket(hub: RunningHub, token: str) -> AsyncIterator[FleetSocket
         yield fleet
 
 
+async def broker_message(broker: Mosquitto, name: str, what: str) -> aiomqtt.Message:
+    """The next message on topic ``name``, read as the hub's MQTT user."""
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        broker.port,
+        username="hub",
+        password=broker.passwords["hub"],
+        identifier="test-reader",
+    ) as reader:
+        await reader.subscribe(name, qos=1)
+        message: aiomqtt.Message = await within(TIMEOUT_S, what, anext(reader.messages))
+        return message
+
+
 def status(unit_id: str, name: str, seq: int) -> bytes:
     return json.dumps(
         {"v": 1, "unit_id": unit_id, "status": name, "case_id": None, "destination": None}
@@ -123,18 +137,10 @@ def test_status_over_mqtt_reaches_dispatch_and_rest_status_goes_to_the_broker(
                     )
                     assert refused.status_code == 403
                 await crew.unit("amb-2", lambda u: u["status"] == "dispatched")
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    broker.port,
-                    username="hub",
-                    password=broker.passwords["hub"],
-                    identifier="retained-check",
-                ) as reader:
-                    await reader.subscribe(topic("amb-2", "status"), qos=1)
-                    message = await within(TIMEOUT_S, "the retained status", anext(reader.messages))
-                    assert message.retain
-                    assert isinstance(message.payload, bytes)
-                    assert json.loads(message.payload)["status"] == "dispatched"
+                message = await broker_message(broker, topic("amb-2", "status"), "the status")
+                assert message.retain
+                assert isinstance(message.payload, bytes)
+                assert json.loads(message.payload)["status"] == "dispatched"
 
     asyncio.run(scenario())
 
@@ -294,17 +300,9 @@ def test_the_client_command_reports_its_route_over_the_channel_or_mqtt(
                         assert unit["status"] in ("en_route", "on_scene", "transporting")
                         assert unit["rejected"] == 0
                 # amb-5's reports really went through the broker
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    broker.port,
-                    username="hub",
-                    password=broker.passwords["hub"],
-                    identifier="route-check",
-                ) as reader:
-                    await reader.subscribe(topic("amb-5", "position"), qos=1)
-                    message = await within(TIMEOUT_S, "amb-5's position", anext(reader.messages))
-                    assert isinstance(message.payload, bytes)
-                    assert json.loads(message.payload)["unit_id"] == "amb-5"
+                message = await broker_message(broker, topic("amb-5", "position"), "a position")
+                assert isinstance(message.payload, bytes)
+                assert json.loads(message.payload)["unit_id"] == "amb-5"
             finally:
                 stop.set()
                 await within(TIMEOUT_S, "the clients stopping", asyncio.gather(*running))
