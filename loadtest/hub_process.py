@@ -23,27 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ambulink.hub.app import create_app
+from ambulink.hub.serving import KeepLifespanState
 from ambulink.hub.settings import HubSettings
 
 DEFAULT_SECRET = "loadtest-secret-loadtest-secret-0123"
 STATS_PATH = "/loadtest/stats"
 
 
-class StatsWrapper:
+class StatsWrapper(KeepLifespanState):
     """Passes everything to the hub app; answers ``GET /loadtest/stats`` itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            state = scope.get("state")
-            if isinstance(state, dict):
-                self.state = state  # starlette fills it with {"hub": Hub} at startup
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
             body = json.dumps(self.stats()).encode()
             await send(
@@ -55,7 +48,7 @@ class StatsWrapper:
             )
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
     def stats(self) -> dict[str, object]:
         hub = self.state.get("hub")

@@ -27,6 +27,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ambulink.hub.serving import KeepLifespanState
+
 LOOPBACK = "127.0.0.1"
 OFFER_PATH = "/api/uplink/offer"
 _HOST_CANDIDATE = re.compile(
@@ -213,24 +215,21 @@ class ImpairedNetwork:
         asyncio.get_running_loop().call_later(self.delay_ms / 1000.0, send)
 
 
-class RelayedSignalling:
+class RelayedSignalling(KeepLifespanState):
     """ASGI middleware: routes every uplink offer through a fresh ``UdpRelay`` of ``network``.
 
     It also keeps the lifespan state (``state["hub"]`` is the running ``Hub``) for the tests.
     """
 
     def __init__(self, app: AsgiApp, network: ImpairedNetwork) -> None:
-        self.app = app
+        super().__init__(app)
         self.network = network
-        self.state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            self.state = scope.setdefault("state", {})
         if not (
             scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == OFFER_PATH
         ):
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
         body = b""
         while True:

@@ -21,7 +21,8 @@ from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.runner import build_client
 from ambulink.data import record_path
 from ambulink.hub.app import create_app
-from ambulink.hub.demo_fleet import KeepLifespanState, start_fleet
+from ambulink.hub.demo_fleet import start_fleet
+from ambulink.hub.serving import KeepLifespanState
 from ambulink.hub.settings import HubSettings
 from ambulink.hub.tokens import TokenIssuer
 

@@ -28,19 +28,6 @@ DEAD_ZONE_UNIT = "amb-1"
 DEAD_ZONE_RADIUS_M = 210.0  # ~30 s across at 14 m/s
 
 
-class KeepLifespanState:
-    """ASGI wrapper keeping the lifespan state (``state["hub"]``) for the demo's own units."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            self.state = scope.setdefault("state", {})
-        await self.app(scope, receive, send)
-
-
 class InProcessTransport:
     """Reports of a demo unit without a tablet, handed to the hub's fleet in process."""
 

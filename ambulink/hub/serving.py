@@ -11,15 +11,31 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambulink.errors import AmbulinkError
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 _POLL_S = 0.05
+
+
+class KeepLifespanState:
+    """ASGI wrapper passing everything to ``app`` and keeping its lifespan state (the hub app
+    puts the running ``Hub`` at ``state["hub"]``), for callers that drive the hub in process.
+    Subclasses that answer some requests themselves call ``super().__call__`` for the rest."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            self.state = scope.setdefault("state", {})
+        await self.app(scope, receive, send)
 
 
 def bind_loopback() -> tuple[socket.socket, int]:

@@ -145,8 +145,12 @@ def test_status_over_mqtt_reaches_dispatch_and_rest_status_goes_to_the_broker(
     asyncio.run(scenario())
 
 
-def start_client(hub: RunningHub, tmp_path: Path, unit_id: str) -> AmbulanceClient:
-    return build_client(
+@asynccontextmanager
+async def uplinked_client(
+    hub: RunningHub, tmp_path: Path, unit_id: str
+) -> AsyncIterator[AmbulanceClient]:
+    """A client of ``unit_id`` replaying mitdb 100, its uplink up; stopped on leaving."""
+    client = build_client(
         str(record_path("mitdb/100")),
         hub_url=hub.url,
         unit_id=unit_id,
@@ -154,105 +158,101 @@ def start_client(hub: RunningHub, tmp_path: Path, unit_id: str) -> AmbulanceClie
         token=hub.crew_token(unit_id),
         vitals=False,
     )
+    stop = asyncio.Event()
+    running = asyncio.create_task(client.run(until=stop))
+    try:
+        await within(TIMEOUT_S, "the uplink", client.wait_link(LinkState.UP))
+        yield client
+    finally:
+        stop.set()
+        await within(TIMEOUT_S, "the client stopping", running)
 
 
 def test_without_a_broker_the_data_channel_gives_the_same_unit_state(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_hub(tmp_path / "hub") as hub:
-            client = start_client(hub, tmp_path, "amb-3")
-            stop = asyncio.Event()
-            running = asyncio.create_task(client.run(until=stop))
-            try:
-                await within(TIMEOUT_S, "the uplink", client.wait_link(LinkState.UP))
-                route = RouteSimulator([(52.09, 5.12), (52.10, 5.15)])
-                sent: list[tuple[str, dict[str, Any]]] = []
+        async with (
+            running_hub(tmp_path / "hub") as hub,
+            uplinked_client(hub, tmp_path, "amb-3") as client,
+        ):
+            route = RouteSimulator([(52.09, 5.12), (52.10, 5.15)])
+            sent: list[tuple[str, dict[str, Any]]] = []
 
-                class Recorded(ChannelTransport):
-                    async def send(self, kind: str, data: dict[str, Any]) -> bool:
-                        sent.append((kind, data))
-                        return await super().send(kind, data)
+            class Recorded(ChannelTransport):
+                async def send(self, kind: str, data: dict[str, Any]) -> bool:
+                    sent.append((kind, data))
+                    return await super().send(kind, data)
 
-                runner = TelematicsRunner("amb-3", route, Recorded(client), client=client)
-                async with fleet_socket(hub, hub.issuer.mint("d", "dispatch")) as dispatch:
-                    await runner.tick(30.0)
-                    await runner.tick(30.0)  # same place: simulated time runs no faster
-                    unit = await dispatch.unit(
-                        "amb-3",
-                        lambda u: (
-                            u["link"] is not None and u["position"]["at"] == sent[-2][1]["at"]
-                        ),
-                    )
-                # The same payloads applied to a fresh model, as MQTT would deliver them.
-                model = Fleet(DEFAULT_FLEET)
-                for kind, data in sent:
-                    model.apply("amb-3", kind, data, time.time())
-                expected = model.unit_json("amb-3", time.time())
-                for key in ("status", "status_history", "position", "link", "rejected"):
-                    assert unit[key] == expected[key], key
-                assert unit["rejected"] == 0
-                assert unit["status"] == "en_route" and unit["case_id"] == client.case_id
-            finally:
-                stop.set()
-                await within(TIMEOUT_S, "the client stopping", running)
+            runner = TelematicsRunner("amb-3", route, Recorded(client), client=client)
+            async with fleet_socket(hub, hub.issuer.mint("d", "dispatch")) as dispatch:
+                await runner.tick(30.0)
+                await runner.tick(30.0)  # same place: simulated time runs no faster
+                unit = await dispatch.unit(
+                    "amb-3",
+                    lambda u: u["link"] is not None and u["position"]["at"] == sent[-2][1]["at"],
+                )
+            # The same payloads applied to a fresh model, as MQTT would deliver them.
+            model = Fleet(DEFAULT_FLEET)
+            for kind, data in sent:
+                model.apply("amb-3", kind, data, time.time())
+            expected = model.unit_json("amb-3", time.time())
+            for key in ("status", "status_history", "position", "link", "rejected"):
+                assert unit[key] == expected[key], key
+            assert unit["rejected"] == 0
+            assert unit["status"] == "en_route" and unit["case_id"] == client.case_id
 
     asyncio.run(scenario())
 
 
 def test_dead_zone_data_age_rises_then_recovers(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_hub(tmp_path / "hub") as hub:
-            client = start_client(hub, tmp_path, "amb-4")
-            stop = asyncio.Event()
-            running = asyncio.create_task(client.run(until=stop))
-            try:
-                await within(TIMEOUT_S, "the uplink", client.wait_link(LinkState.UP))
-                # A 6.9 km road east; the dead zone (500 m) sits in its middle (t ~ 245 s).
-                # Simulated time jumps ahead of the wall clock here, so the fleet refuses the
-                # positions as jumps (counted): only link and data age matter in this test.
-                route = RouteSimulator(
-                    [(52.0, 5.0), (52.0, 5.1)], dead_zone=DeadZone(52.0, 5.05, 500.0)
+        async with (
+            running_hub(tmp_path / "hub") as hub,
+            uplinked_client(hub, tmp_path, "amb-4") as client,
+        ):
+            # A 6.9 km road east; the dead zone (500 m) sits in its middle (t ~ 245 s).
+            # Simulated time jumps ahead of the wall clock here, so the fleet refuses the
+            # positions as jumps (counted): only link and data age matter in this test.
+            route = RouteSimulator(
+                [(52.0, 5.0), (52.0, 5.1)], dead_zone=DeadZone(52.0, 5.05, 500.0)
+            )
+            runner = TelematicsRunner("amb-4", route, ChannelTransport(client), client=client)
+            async with fleet_socket(hub, hub.issuer.mint("d", "dispatch")) as dispatch:
+                await runner.tick(100.0)
+                fresh = await dispatch.unit(
+                    "amb-4",
+                    lambda u: (
+                        u["link"] is not None
+                        and u["data_age_s"] is not None
+                        and u["data_age_s"] < 2
+                    ),
                 )
-                runner = TelematicsRunner("amb-4", route, ChannelTransport(client), client=client)
-                async with fleet_socket(hub, hub.issuer.mint("d", "dispatch")) as dispatch:
-                    await runner.tick(100.0)
-                    fresh = await dispatch.unit(
-                        "amb-4",
-                        lambda u: (
-                            u["link"] is not None
-                            and u["data_age_s"] is not None
-                            and u["data_age_s"] < 2
-                        ),
-                    )
-                    assert fresh["link"]["radio"] == "LTE"
-                    point = await runner.tick(245.0)  # into the dead zone: the uplink is cut
-                    assert point.in_dead_zone and client.link_cut
-                    stale = await dispatch.unit(
-                        "amb-4", lambda u: u["data_age_s"] is not None and u["data_age_s"] > 5
-                    )
-                    assert stale["link"]["radio"] == "LTE"  # the last report that got through
-                    buffered = client.status.made_seq - client.status.acked_seq
-                    assert buffered > 100  # > 4 s of 40 ms frames wait on the tablet's disk
-                    left = time.monotonic()
-                    await runner.tick(400.0)  # out again: the client reconnects, backfills
-                    assert not client.link_cut
-                    await within(
-                        TIMEOUT_S, "the reconnection", client.wait_link(LinkState.UP, since=left)
-                    )
-                    recovered = await dispatch.unit(
-                        "amb-4", lambda u: u["data_age_s"] is not None and u["data_age_s"] < 2
-                    )
-                    assert recovered["data_age_s"] < stale["data_age_s"]
-                    await within(
-                        TIMEOUT_S, "the buffer draining", client.wait_acked(client.status.made_seq)
-                    )
-                    await runner.tick(401.0)
-                    drained = await dispatch.unit(
-                        "amb-4", lambda u: u["link"]["buffered_frames"] < buffered / 4
-                    )
-                    assert drained["data_age_s"] < 2
-            finally:
-                stop.set()
-                await within(TIMEOUT_S, "the client stopping", running)
+                assert fresh["link"]["radio"] == "LTE"
+                point = await runner.tick(245.0)  # into the dead zone: the uplink is cut
+                assert point.in_dead_zone and client.link_cut
+                stale = await dispatch.unit(
+                    "amb-4", lambda u: u["data_age_s"] is not None and u["data_age_s"] > 5
+                )
+                assert stale["link"]["radio"] == "LTE"  # the last report that got through
+                buffered = client.status.made_seq - client.status.acked_seq
+                assert buffered > 100  # > 4 s of 40 ms frames wait on the tablet's disk
+                left = time.monotonic()
+                await runner.tick(400.0)  # out again: the client reconnects, backfills
+                assert not client.link_cut
+                await within(
+                    TIMEOUT_S, "the reconnection", client.wait_link(LinkState.UP, since=left)
+                )
+                recovered = await dispatch.unit(
+                    "amb-4", lambda u: u["data_age_s"] is not None and u["data_age_s"] < 2
+                )
+                assert recovered["data_age_s"] < stale["data_age_s"]
+                await within(
+                    TIMEOUT_S, "the buffer draining", client.wait_acked(client.status.made_seq)
+                )
+                await runner.tick(401.0)
+                drained = await dispatch.unit(
+                    "amb-4", lambda u: u["link"]["buffered_frames"] < buffered / 4
+                )
+                assert drained["data_age_s"] < 2
 
     asyncio.run(scenario())
 

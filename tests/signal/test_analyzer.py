@@ -42,6 +42,20 @@ def test_events_do_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
     assert {type(e) for e in whole} >= {BeatEvent, HeartRateEvent, EpisodeStart, EpisodeEnd}
 
 
+@settings(max_examples=6)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=4000), min_size=1, max_size=25))
+def test_af_decisions_with_p_waves_do_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
+    # mitdb 201, 330-560 s: AF ends into nodal and sinus rhythm with P waves, then returns;
+    # the P-wave readings come from each beat's preceding samples, whatever the chunking
+    record = bundled("mitdb/201")
+    signals = record.signals_mv[int(330 * record.fs) : int(560 * record.fs)]
+    whole = run(Analyzer(record.fs, ["MLII", "V1"]), signals)
+    chunked = run(Analyzer(record.fs, ["MLII", "V1"]), signals, sizes)
+    assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
+    af = [e for e in whole if isinstance(e, EpisodeStart | EpisodeEnd) and e.label == "AF"]
+    assert len(af) >= 4
+
+
 def test_vt_and_vf_onsets_carry_a_ten_second_evidence_strip() -> None:
     signals, fs = vt_vf_excerpt()
     events = run(Analyzer(fs, ["ECG1", "ECG2"]), signals)
