@@ -70,7 +70,7 @@ def _cut(signals_mv: FloatArray, peaks: IntArray, pre: int, post: int) -> FloatA
     return signals_mv[peaks[:, None] + offsets[None, :], :]
 
 
-def _smooth(x: FloatArray, fs_hz: float, width_ms: float = 8.0) -> FloatArray:
+def smooth(x: FloatArray, fs_hz: float, width_ms: float = 8.0) -> FloatArray:
     """Centred moving average along axis 0 (linear phase: waves keep their timing)."""
     n = max(int(round(width_ms * fs_hz / 1000.0)), 1) | 1
     if n == 1:
@@ -84,8 +84,8 @@ def _smooth(x: FloatArray, fs_hz: float, width_ms: float = 8.0) -> FloatArray:
 
 def spatial_velocity(median_mv: FloatArray, fs_hz: float, use: NDArray[np.bool_]) -> FloatArray:
     """Sum over the leads in ``use`` of |d/dt| of the smoothed median beats (mV/s)."""
-    smooth = _smooth(median_mv[:, use], fs_hz)
-    return np.asarray(np.abs(np.gradient(smooth, axis=0)).sum(axis=1) * fs_hz, dtype=np.float64)
+    smoothed = smooth(median_mv[:, use], fs_hz)
+    return np.asarray(np.abs(np.gradient(smoothed, axis=0)).sum(axis=1) * fs_hz, dtype=np.float64)
 
 
 def qrs_bounds(

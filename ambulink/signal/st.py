@@ -29,6 +29,7 @@ from ambulink.errors import SignalError
 from ambulink.signal.events import EvidenceWindow
 from ambulink.signal.median_beat import MedianBeat, build_median_beat
 from ambulink.signal.qrs import detect
+from ambulink.signal.qt import qt_ms, qtc_bazett, t_wave_end_ms
 from ambulink.signal.quality import FLAT_MV, RAILED_SHARE
 from ambulink.signal.stemi import (
     LeadST,
@@ -71,6 +72,8 @@ SPIKE_RATIO = 8.0  # pacing spike: pre-QRS sharpness this many times the lead's 
 WIDE_SPIKE_RATIO = 2.0  # ... or this many times when the QRS is wide (bipolar spikes are small)
 WIDE_PACED_QRS_MS = 140.0  # QRS width from which the weaker spike evidence counts
 T_FROM_MS, T_TO_MS = 80.0, 350.0  # T-wave peak searched this long after the J point
+Q_NOISE_MV = 0.02  # an initial deflection smaller than this is not a Q wave
+QT_LEADS = ("II", "V2", "V3", "V4", "V5")  # leads whose T-wave ends give the QT
 
 
 def canonical_lead(name: str) -> str | None:
@@ -104,6 +107,7 @@ class STResult:
     analysis_lead: str | None = None  # lead the R peaks were found on
     median_beats: dict[str, FloatArray] = field(default_factory=dict)  # mV, R at r_index
     r_index: int = 0
+    qtc_ms: float = math.nan  # Bazett; NaN when no T wave could be timed
 
 
 def _check_leads(leads: Any) -> list[str]:
@@ -167,6 +171,16 @@ def _find_median(
         if median is not None:
             return median, column
     return None
+
+
+def _q_wave(qrs_mv: FloatArray, fs_hz: float) -> tuple[float, float]:
+    """Initial negative deflection of a baseline-referenced QRS: (duration ms, depth mV)."""
+    up = np.flatnonzero(qrs_mv > Q_NOISE_MV)
+    end = int(up[0]) if up.size else qrs_mv.size
+    depth = -float(qrs_mv[:end].min()) if end else 0.0
+    if depth < Q_NOISE_MV:
+        return 0.0, 0.0
+    return end * 1000.0 / fs_hz, depth
 
 
 def _level(beat_mv: FloatArray, median: MedianBeat, ms: float) -> FloatArray:
@@ -280,6 +294,7 @@ def analyze(
     pr_start = max(pr_stop - int(round(20 * ms)), 0)
 
     shapes: dict[str, QrsShape] = {}
+    t_ends: list[float] = []
     for lead, column in columns.items():
         if not use[column]:
             continue
@@ -297,7 +312,9 @@ def analyze(
         )
         spread = 1.4826 * float(np.median(np.abs(beat_st - np.median(beat_st))))
         qrs = beat[median.index(onset_ms) : median.index(j_ms) + 1] - baseline
-        shapes[lead] = QrsShape(max(float(qrs.max()), 0.0), max(-float(qrs.min()), 0.0))
+        shapes[lead] = QrsShape(
+            max(float(qrs.max()), 0.0), max(-float(qrs.min()), 0.0), *_q_wave(qrs, fs_hz)
+        )
         t_wave = beat[median.index(j_ms + T_FROM_MS) : median.index(j_ms + T_TO_MS) + 1] - baseline
         t_mv = float(t_wave[np.argmax(np.abs(t_wave))]) if t_wave.size else math.nan
         if spread > NOISY_ST_MV:
@@ -316,6 +333,8 @@ def analyze(
         per_lead[lead] = LeadST(
             lead, st_j, st_j60, st_j80, baseline, classify_slope(st_j, st_j80), True, None, t_mv
         )
+        if lead in QT_LEADS:
+            t_ends.append(t_wave_end_ms(beat, median, baseline))
     per_lead = {lead: per_lead[lead] for lead in columns if lead in per_lead}
     if not any(st.evaluable for st in per_lead.values()):
         why = "every lead is flat or too noisy for ST measurement"
@@ -325,7 +344,9 @@ def analyze(
     if paced is not None:
         notes.append(paced)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)
-    findings = evaluate(per_lead, sex_, age_, confounders)
+    rr_s = float(np.median(np.diff(median.beats))) / fs_hz
+    qtc = qtc_bazett(qt_ms(t_ends, onset_ms), rr_s)
+    findings = evaluate(per_lead, sex_, age_, confounders, shapes, qtc)
     not_evaluable = [st.lead for st in per_lead.values() if not st.evaluable]
     if not_evaluable:
         notes.append(f"leads not evaluable: {', '.join(not_evaluable)}")
@@ -348,6 +369,7 @@ def analyze(
         analysis_lead=names[r_column],
         median_beats={lead: median.samples_mv[:, c] for lead, c in columns.items()},
         r_index=median.r_index,
+        qtc_ms=qtc,
     )
 
 

@@ -13,6 +13,12 @@
   of a group; its own finding, never STEMI (subendocardial injury). ST depression in V1-V3,
   deepest there, with positive T waves is a posterior STEMI equivalent (the mirror image of
   posterior ST elevation); ST elevation in aVR with diffuse depression is reported on its own.
+- Subtle anterior STEMI: ST elevation in V2-V4 that stays under the cut-points is scored with
+  the 4-variable formula of Driver, Smith et al. (J Electrocardiol 2017;50:561-569), which
+  tells early repolarisation from LAD occlusion: 1.062 STE60 V3 + 0.052 QTc - 0.151 QRS V2
+  - 0.268 R V4 (mm, ms) > 18.2. It is applied only where it was derived: >= 0.1 mV ST
+  elevation in one of V2-V4, no T-wave inversion in V2-V6, no pathological Q wave in V2-V4,
+  no LBBB, pacing or LVH strain.
 - LBBB and ventricular pacing make the criteria unreliable: no STEMI is called by them.
 
 Pure logic on numbers (mV); the measurements come from ``ambulink.signal.st``.
@@ -43,6 +49,10 @@ UPSLOPE_MV_PER_S = 1.0  # ST rising faster than this (J -> J+80 ms) is upsloping
 DOWNSLOPE_MV_PER_S = -0.5  # falling faster than this is downsloping
 J_SHARE = 0.5  # the J point must reach this share of the threshold J+60 ms must reach
 POSTERIOR_T_MV = 0.10  # positive T wave of a posterior STEMI equivalent in V1-V3
+LAD_CUTOFF = 18.2  # 4-variable formula: above this, LAD occlusion rather than early repolarisation
+LAD_MIN_STE_MV = 0.10  # ... applied when ST elevation (J+60 ms) reaches this in one of V2-V4
+T_INVERTED_MV = -0.05  # a T wave this far below the PR level is inverted
+QS_R_MV = 0.05  # a QRS whose R wave stays under this (with an S wave of >= 0.1 mV) is QS
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +162,11 @@ def evaluate(
     sex: Sex | None = None,
     age: float | None = None,
     confounders: tuple[str, ...] = (),
+    shapes: Mapping[str, QrsShape] | None = None,
+    qtc_ms: float = math.nan,
 ) -> Findings:
-    """Apply the criteria to ``per_lead`` (canonical lead names -> measurements)."""
+    """Apply the criteria to ``per_lead`` (canonical lead names -> measurements); ``shapes``
+    (QRS per lead) and ``qtc_ms`` feed the subtle-anterior formula, skipped without them."""
     reasons: list[str] = []
     notes: list[str] = []
     ok = {name: st for name, st in per_lead.items() if st.evaluable}
@@ -179,6 +192,16 @@ def evaluate(
     if any(lead in per_lead for lead in ("V2", "V3")):
         reasons.append(v2_v3_threshold(sex, age)[1])
 
+    lad = None
+    if "anterior" not in elevated_by_group and shapes is not None:
+        lad = lad_score(ok, shapes, qtc_ms, confounders)
+        if lad is not None and lad.value > LAD_CUTOFF:
+            elevated_by_group["anterior"] = [
+                lead for lead in ("V2", "V3", "V4") if ok[lead].st_j60_mv >= LAD_MIN_STE_MV
+            ]
+        else:
+            lad = None
+
     depressed = [name for name, st in ok.items() if is_depressed(st)]
     posterior_equivalent = _posterior_equivalent(ok, depressed)
     if posterior_equivalent and "posterior" not in elevated_by_group:
@@ -200,6 +223,15 @@ def evaluate(
                     f"ST depression ≥ 0.05 mV in {_names(leads)}, deepest in V1-V3, with "
                     "positive T waves: posterior STEMI equivalent suspected (record V7-V9 to "
                     "confirm)"
+                )
+                continue
+            if territory == "anterior" and lad is not None:
+                reasons.append(
+                    "subtle LAD occlusion suspected (anterior): the 4-variable formula "
+                    f"1.062 STE60 V3 {lad.ste60_v3_mm:.1f} mm + 0.052 QTc {lad.qtc_ms:.0f} ms "
+                    f"- 0.151 QRS V2 {lad.qrs_v2_mm:.1f} mm - 0.268 R V4 {lad.r_v4_mm:.1f} mm "
+                    f"= {lad.value:.1f} > {LAD_CUTOFF:g} favours it over early repolarisation; "
+                    f"ST elevation in {_names(leads)} is under the cut-points"
                 )
                 continue
             least = min(elevation_threshold(lead, sex, age) for lead in leads)
@@ -275,10 +307,76 @@ def _posterior_equivalent(ok: Mapping[str, LeadST], depressed: list[str]) -> lis
 @dataclass(frozen=True, slots=True)
 class QrsShape:
     """QRS of one lead's median beat: largest positive (R) and negative (S) deflection from
-    the PR baseline (mV, both >= 0)."""
+    the PR baseline (mV, both >= 0), and the initial negative deflection (Q wave: duration in
+    ms, depth in mV; 0 when the QRS starts upwards)."""
 
     r_mv: float
     s_mv: float
+    q_ms: float = 0.0
+    q_mv: float = 0.0
+
+    @property
+    def qs(self) -> bool:
+        return self.r_mv < QS_R_MV and self.s_mv >= 0.10
+
+
+def pathological_q(lead: str, shape: QrsShape) -> bool:
+    """Q wave that the Fourth Universal Definition counts as a sign of infarction: in V2-V3
+    any Q wave > 20 ms or QS; in I, II, aVL, aVF and V4-V6 a Q wave >= 30 ms and >= 0.1 mV
+    deep, or QS (III, aVR and V1 have Q or QS complexes in normal hearts)."""
+    if lead in ("V2", "V3"):
+        return shape.qs or shape.q_ms > 20.0
+    if lead in ("I", "II", "aVL", "aVF", "V4", "V5", "V6"):
+        return shape.qs or (shape.q_ms >= 30.0 and shape.q_mv >= 0.10)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class LadScore:
+    """The 4-variable formula's inputs (mm and ms, as published) and its value."""
+
+    ste60_v3_mm: float
+    qtc_ms: float
+    qrs_v2_mm: float
+    r_v4_mm: float
+
+    @property
+    def value(self) -> float:
+        return (
+            1.062 * self.ste60_v3_mm
+            + 0.052 * self.qtc_ms
+            - 0.151 * self.qrs_v2_mm
+            - 0.268 * self.r_v4_mm
+        )
+
+
+def lad_score(
+    ok: Mapping[str, LeadST],
+    shapes: Mapping[str, QrsShape],
+    qtc_ms: float,
+    confounders: tuple[str, ...],
+) -> LadScore | None:
+    """The 4-variable formula where it applies (see the module docstring), else None."""
+    if confounders or not math.isfinite(qtc_ms):
+        return None
+    if any(lead not in ok or lead not in shapes for lead in ("V2", "V3", "V4")):
+        return None
+    if max(ok[lead].st_j60_mv for lead in ("V2", "V3", "V4")) < LAD_MIN_STE_MV:
+        return None
+    inverted = [
+        lead
+        for lead in ("V2", "V3", "V4", "V5", "V6")
+        if lead in ok and not ok[lead].t_mv > T_INVERTED_MV  # NaN (no T found) counts too
+    ]
+    if inverted or any(pathological_q(lead, shapes[lead]) for lead in ("V2", "V3", "V4")):
+        return None
+    v2 = shapes["V2"]
+    return LadScore(
+        ste60_v3_mm=10.0 * ok["V3"].st_j60_mv,
+        qtc_ms=qtc_ms,
+        qrs_v2_mm=10.0 * (v2.r_mv + v2.s_mv),
+        r_v4_mm=10.0 * shapes["V4"].r_mv,
+    )
 
 
 def find_confounders(

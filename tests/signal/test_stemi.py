@@ -8,12 +8,16 @@ import pytest
 
 from ambulink.errors import SignalError
 from ambulink.signal.stemi import (
+    LAD_CUTOFF,
+    LadScore,
     LeadST,
     QrsShape,
     classify_slope,
     evaluate,
     find_confounders,
+    lad_score,
     normalise_sex,
+    pathological_q,
     v2_v3_threshold,
 )
 
@@ -174,3 +178,56 @@ def test_slope_and_sex_parsing() -> None:
     assert normalise_sex("male") == "M" and normalise_sex("Female") == "F"
     with pytest.raises(SignalError, match="sex must be"):
         normalise_sex("x")
+
+
+def test_pathological_q_waves_follow_the_fourth_definition() -> None:
+    assert pathological_q("V2", QrsShape(0.5, 1.0, q_ms=24.0, q_mv=0.05))  # any Q > 20 ms
+    assert not pathological_q("V2", QrsShape(0.5, 1.0, q_ms=16.0, q_mv=0.05))
+    assert pathological_q("V3", QrsShape(0.0, 1.2, q_ms=90.0, q_mv=1.2))  # QS
+    assert pathological_q("aVF", QrsShape(0.6, 0.1, q_ms=32.0, q_mv=0.15))
+    assert not pathological_q("aVF", QrsShape(0.6, 0.1, q_ms=32.0, q_mv=0.05))  # too shallow
+    assert not pathological_q("V5", QrsShape(1.5, 0.2, q_ms=20.0, q_mv=0.2))  # septal q
+    for normal_qs in ("V1", "III", "aVR"):
+        assert not pathological_q(normal_qs, QrsShape(0.0, 1.0, q_ms=90.0, q_mv=1.0))
+
+
+def test_four_variable_formula_value() -> None:
+    """Driver et al. 2017: 1.062 STE60 V3 + 0.052 QTc - 0.151 QRS V2 - 0.268 R V4."""
+    early_repolarisation = LadScore(ste60_v3_mm=2.0, qtc_ms=400.0, qrs_v2_mm=15.0, r_v4_mm=10.0)
+    assert early_repolarisation.value == pytest.approx(2.124 + 20.8 - 2.265 - 2.68)
+    assert early_repolarisation.value < LAD_CUTOFF
+    occlusion = LadScore(ste60_v3_mm=3.0, qtc_ms=420.0, qrs_v2_mm=10.0, r_v4_mm=5.0)
+    assert occlusion.value == pytest.approx(3.186 + 21.84 - 1.51 - 1.34)
+    assert occlusion.value > LAD_CUTOFF
+
+
+SHAPES = {
+    "V2": QrsShape(0.3, 0.7),
+    "V3": QrsShape(0.4, 0.6),
+    "V4": QrsShape(0.5, 0.5),
+    "V5": QrsShape(1.0, 0.2),
+    "V6": QrsShape(0.8, 0.1),
+}  # small QRS: QRS V2 10 mm, R V4 5 mm
+
+
+def test_subtle_anterior_elevation_is_flagged_by_the_formula() -> None:
+    st = leads(V2=0.18, V3=0.18)  # under 0.2 mV (man >= 40): not by the cut-points
+    assert not evaluate(st, "M", 55).stemi
+    found = evaluate(st, "M", 55, shapes=SHAPES, qtc_ms=440.0)  # 1.9 + 22.9 - 1.5 - 1.3 = 21.9
+    assert found.stemi and found.territories == ("anterior",)
+    lad = [r for r in found.reasons if r.startswith("subtle LAD occlusion suspected")]
+    assert len(lad) == 1 and "= 21.9 > 18.2" in lad[0]
+    assert not evaluate(st, "M", 55, shapes=SHAPES).stemi  # no QTc: formula not applied
+    big = SHAPES | {"V2": QrsShape(1.5, 2.5), "V4": QrsShape(2.0, 0.5)}  # 40 mm, 20 mm
+    assert not evaluate(st, "M", 55, shapes=big, qtc_ms=440.0).stemi  # early repolarisation
+
+
+def test_four_variable_formula_only_where_it_was_derived() -> None:
+    st = leads(V2=0.18, V3=0.18)
+    assert lad_score(st, SHAPES, 440.0, ()) is not None
+    assert lad_score(leads(V2=0.08, V3=0.08), SHAPES, 440.0, ()) is None  # no ST elevation
+    assert lad_score(st, SHAPES, 440.0, ("LVH strain",)) is None
+    inverted = st | {"V5": LeadST("V5", 0.0, 0.0, 0.0, 0.0, "horizontal", True, None, -0.2)}
+    assert lad_score(inverted, SHAPES, 440.0, ()) is None  # T-wave inversion in V2-V6
+    q_waves = SHAPES | {"V3": QrsShape(0.0, 1.0, q_ms=80.0, q_mv=1.0)}
+    assert lad_score(st, q_waves, 440.0, ()) is None  # QS in V3: infarct, not the formula's case
