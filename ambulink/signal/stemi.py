@@ -95,10 +95,20 @@ def classify_slope(st_j_mv: float, st_j80_mv: float) -> Slope:
     return "horizontal"
 
 
+def _missing(value: object) -> bool:
+    """None, or a float NaN (how pandas and CSV readers spell "not recorded")."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def normalise_sex(sex: str | None) -> Sex | None:
-    """Sex as "M" or "F" from "M"/"male"/"F"/"female" (any case); None stays None."""
-    if sex is None:
+    """Sex as "M" or "F" from "M"/"male"/"F"/"female" (any case); None (or NaN) is unknown."""
+    if _missing(sex):
         return None
+    if not isinstance(sex, str):
+        raise SignalError(
+            f"sex must be 'M', 'F', 'male', 'female' or None, got {sex!r} "
+            "(numeric codes differ between databases: PTB-XL uses 0 for male, 1 for female)"
+        )
     key = sex.strip().lower()
     if key in ("m", "male", "man"):
         return "M"
@@ -108,9 +118,13 @@ def normalise_sex(sex: str | None) -> Sex | None:
 
 
 def check_age(age: float | None) -> float | None:
-    if age is None:
+    """Age in years, None (or NaN) when unknown."""
+    if _missing(age):
         return None
-    value = float(age)
+    try:
+        value = float(age)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SignalError(f"age must be a number of years or None, got {age!r}") from None
     if not math.isfinite(value) or not 0.0 <= value <= 130.0:
         raise SignalError(f"age must be 0-130 years or None, got {age!r}")
     return value

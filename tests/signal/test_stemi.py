@@ -12,6 +12,7 @@ from ambulink.signal.stemi import (
     LadScore,
     LeadST,
     QrsShape,
+    check_age,
     classify_slope,
     evaluate,
     find_confounders,
@@ -178,6 +179,12 @@ def test_slope_and_sex_parsing() -> None:
     assert normalise_sex("male") == "M" and normalise_sex("Female") == "F"
     with pytest.raises(SignalError, match="sex must be"):
         normalise_sex("x")
+    with pytest.raises(SignalError, match="numeric codes differ"):
+        normalise_sex(0)  # type: ignore[arg-type]
+    assert normalise_sex(math.nan) is None  # type: ignore[arg-type]  # pandas' "missing"
+    assert check_age(math.nan) is None and check_age(54) == 54.0
+    with pytest.raises(SignalError, match="age must be a number"):
+        check_age("old")  # type: ignore[arg-type]
 
 
 def test_pathological_q_waves_follow_the_fourth_definition() -> None:
