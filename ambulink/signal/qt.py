@@ -5,8 +5,8 @@ isoelectric (PR) level (Lepeschkin and Surawicz's tangent method, the usual auto
 Per lead this is measured on leads whose T wave is at least ``MIN_T_MV`` tall; the beat's T end
 is the median of those leads, so one lead with a flat or notched T does not move it.
 The tangent ends the T wave a little before the last visible deflection, so QT measured this
-way reads 10-20 ms shorter than a reader's "end of T": ``docs/signal.md`` has the comparison
-with LUDB's hand-marked T offsets.
+way reads shorter than a reader's "end of T" (by a median 20 ms against LUDB's hand marks:
+``docs/signal.md``).
 
 Pure numpy on median beats in mV; ``ambulink.signal.st`` feeds it.
 """
@@ -26,17 +26,22 @@ T_FROM_MS = 80.0  # the T wave is looked for from this long after the J point ..
 T_TO_MS = 450.0  # ... to this long after it (clipped to the median beat's window)
 MIN_T_MV = 0.10  # a lead's T wave must be at least this tall (from the PR level) to time it
 QTC_RANGE_MS = (300.0, 650.0)  # a QTc outside this is a measuring failure, not a QT
+NEXT_P_MS = 150.0  # ... and never closer than this to the next R peak (its P wave)
 
 
-def t_wave_end_ms(beat_mv: FloatArray, median: MedianBeat, baseline_mv: float) -> float:
+def t_wave_end_ms(
+    beat_mv: FloatArray, median: MedianBeat, baseline_mv: float, rr_ms: float = math.inf
+) -> float:
     """T-wave end of one lead's median beat, ms after the R fiducial; NaN without a T wave.
 
     ``baseline_mv`` is the lead's PR level; the T wave is its largest deviation from it
-    between J+80 and J+450 ms.
+    between J+80 and J+450 ms, stopping 150 ms short of the next beat (``rr_ms`` after R) so
+    that at fast rates the next P wave is not taken for it.
     """
     fs_hz = median.fs_hz
     j_ms = median.bounds.offset_ms
-    lo, hi = median.index(j_ms + T_FROM_MS), median.index(j_ms + T_TO_MS)
+    lo = median.index(j_ms + T_FROM_MS)
+    hi = median.index(min(j_ms + T_TO_MS, rr_ms - NEXT_P_MS))
     if hi - lo < 4:
         return math.nan
     x = smooth(np.asarray(beat_mv, dtype=np.float64), fs_hz) - baseline_mv

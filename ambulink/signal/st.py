@@ -295,6 +295,7 @@ def analyze(
 
     shapes: dict[str, QrsShape] = {}
     t_ends: list[float] = []
+    rr_s = float(np.median(np.diff(median.beats))) / fs_hz
     for lead, column in columns.items():
         if not use[column]:
             continue
@@ -334,7 +335,7 @@ def analyze(
             lead, st_j, st_j60, st_j80, baseline, classify_slope(st_j, st_j80), True, None, t_mv
         )
         if lead in QT_LEADS:
-            t_ends.append(t_wave_end_ms(beat, median, baseline))
+            t_ends.append(t_wave_end_ms(beat, median, baseline, 1000.0 * rr_s))
     per_lead = {lead: per_lead[lead] for lead in columns if lead in per_lead}
     if not any(st.evaluable for st in per_lead.values()):
         why = "every lead is flat or too noisy for ST measurement"
@@ -344,7 +345,6 @@ def analyze(
     if paced is not None:
         notes.append(paced)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)
-    rr_s = float(np.median(np.diff(median.beats))) / fs_hz
     qtc = qtc_bazett(qt_ms(t_ends, onset_ms), rr_s)
     findings = evaluate(per_lead, sex_, age_, confounders, shapes, qtc)
     not_evaluable = [st.lead for st in per_lead.values() if not st.evaluable]

@@ -34,6 +34,17 @@ def test_tangent_of_a_gaussian_t_wave_ends_it_two_sigmas_after_its_peak(height: 
     assert t_wave_end_ms(shifted.samples_mv[:, 0], shifted, 0.0) == pytest.approx(360.0, abs=2.0)
 
 
+def test_the_next_p_wave_is_not_taken_for_the_t_wave() -> None:
+    """At a fast rate the next beat's P wave can stand taller than the T wave; the search
+    stops 150 ms before the next R peak."""
+    beat = beat_with_t(peak_ms=200.0, sigma_ms=30.0, height_mv=0.2)
+    t_ms = (np.arange(beat.samples_mv.shape[0]) - R_INDEX) * 1000.0 / FS
+    beat.samples_mv[:, 0] += 0.3 * np.exp(-0.5 * ((t_ms - 430.0) / 20.0) ** 2)  # next P wave
+    column = beat.samples_mv[:, 0]
+    assert t_wave_end_ms(column, beat, 0.0, rr_ms=560.0) == pytest.approx(260.0, abs=2.0)
+    assert t_wave_end_ms(column, beat, 0.0) > 430.0  # without the rate: the P wave is taken
+
+
 def test_flat_t_wave_has_no_end_and_qtc_rejects_nonsense() -> None:
     beat = beat_with_t(peak_ms=250.0, sigma_ms=40.0, height_mv=0.05)
     assert math.isnan(t_wave_end_ms(beat.samples_mv[:, 0], beat, 0.0))
