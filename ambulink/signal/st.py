@@ -108,6 +108,7 @@ class STResult:
     median_beats: dict[str, FloatArray] = field(default_factory=dict)  # mV, R at r_index
     r_index: int = 0
     qtc_ms: float = math.nan  # Bazett; NaN when no T wave could be timed
+    q_wave_territories: tuple[str, ...] = ()  # pathological Q waves (infarct of any age)
 
 
 def _check_leads(leads: Any) -> list[str]:
@@ -370,6 +371,7 @@ def analyze(
         median_beats={lead: median.samples_mv[:, c] for lead, c in columns.items()},
         r_index=median.r_index,
         qtc_ms=qtc,
+        q_wave_territories=findings.q_wave_territories,
     )
 
 

@@ -53,6 +53,7 @@ LAD_CUTOFF = 18.2  # 4-variable formula: above this, LAD occlusion rather than e
 LAD_MIN_STE_MV = 0.10  # ... applied when ST elevation (J+60 ms) reaches this in one of V2-V4
 T_INVERTED_MV = -0.05  # a T wave this far below the PR level is inverted
 QS_R_MV = 0.05  # a QRS whose R wave stays under this (with an S wave of >= 0.1 mV) is QS
+MIN_Q_MV = 0.05  # the shallowest initial dip read as a Q wave in V2-V3
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class Findings:
     depression_territories: tuple[str, ...]
     reasons: tuple[str, ...]
     notes: tuple[str, ...]
+    q_wave_territories: tuple[str, ...] = ()
 
 
 def classify_slope(st_j_mv: float, st_j80_mv: float) -> Slope:
@@ -291,6 +293,13 @@ def evaluate(
         )
     if not stemi and not ischemic and not blocking and ok:
         reasons.append("no lead group meets ST-elevation or ischemic ST-depression criteria")
+    q_waves = {} if shapes is None or blocking else _q_wave_groups(ok, shapes)
+    if q_waves:
+        where = "; ".join(f"{_names(leads)} ({territory})" for territory, leads in q_waves.items())
+        reasons.append(
+            f"pathological Q waves in {where}: infarction of undetermined age (an older ECG "
+            "tells old from new)"
+        )
     return Findings(
         stemi=stemi,
         territories=territories,
@@ -299,7 +308,26 @@ def evaluate(
         depression_territories=depression_territories,
         reasons=tuple(reasons),
         notes=tuple(notes),
+        q_wave_territories=tuple(q_waves),
     )
+
+
+def _q_wave_groups(
+    ok: Mapping[str, LeadST], shapes: Mapping[str, QrsShape]
+) -> dict[str, list[str]]:
+    """Territories with pathological Q waves (``pathological_q``) in >= 2 of their usable
+    leads, the Fourth Universal Definition's ECG sign of prior (or evolving) infarction; not
+    read with LBBB or pacing, which make Q waves meaningless."""
+    found: dict[str, list[str]] = {}
+    for territory in ("inferior", "lateral", "anterior"):
+        leads = [
+            lead
+            for lead in GROUPS[territory]
+            if lead in ok and lead in shapes and pathological_q(lead, shapes[lead])
+        ]
+        if len(leads) >= 2:
+            found[territory] = leads
+    return found
 
 
 def _posterior_equivalent(ok: Mapping[str, LeadST], depressed: list[str]) -> list[str]:
@@ -337,9 +365,10 @@ class QrsShape:
 def pathological_q(lead: str, shape: QrsShape) -> bool:
     """Q wave that the Fourth Universal Definition counts as a sign of infarction: in V2-V3
     any Q wave > 20 ms or QS; in I, II, aVL, aVF and V4-V6 a Q wave >= 30 ms and >= 0.1 mV
-    deep, or QS (III, aVR and V1 have Q or QS complexes in normal hearts)."""
+    deep, or QS (III, aVR and V1 have Q or QS complexes in normal hearts). "Any" Q wave in
+    V2-V3 is taken as one of at least ``MIN_Q_MV``: shallower dips are baseline noise."""
     if lead in ("V2", "V3"):
-        return shape.qs or shape.q_ms > 20.0
+        return shape.qs or (shape.q_ms > 20.0 and shape.q_mv >= MIN_Q_MV)
     if lead in ("I", "II", "aVL", "aVF", "V4", "V5", "V6"):
         return shape.qs or (shape.q_ms >= 30.0 and shape.q_mv >= 0.10)
     return False

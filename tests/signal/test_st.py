@@ -70,6 +70,15 @@ def test_acute_inferolateral_mi_territory() -> None:
     assert {"inferior", "lateral"} & set(result.territories)
 
 
+def test_acute_inferolateral_mi_shows_its_q_waves() -> None:
+    """The infarct's territory is in its Q waves (II, aVF; V5, V6), reported as infarction of
+    undetermined age beside the posterior STEMI equivalent; no Q waves in a normal ECG."""
+    result = run(bundled("ptbdb/s0010_re"))
+    assert result.q_wave_territories == ("inferior", "lateral")
+    assert any(r.startswith("pathological Q waves in II, aVF") for r in result.reasons)
+    assert run(bundled("ptbxl/00003_hr")).q_wave_territories == ()
+
+
 @pytest.mark.parametrize("n", [21, 55, 86])
 def test_ludb_stemi_readings_show_anterior_elevation(n: int) -> None:
     signals, fs, leads = ludb(n)

@@ -238,3 +238,14 @@ def test_four_variable_formula_only_where_it_was_derived() -> None:
     assert lad_score(inverted, SHAPES, 440.0, ()) is None  # T-wave inversion in V2-V6
     q_waves = SHAPES | {"V3": QrsShape(0.0, 1.0, q_ms=80.0, q_mv=1.0)}
     assert lad_score(st, q_waves, 440.0, ()) is None  # QS in V3: infarct, not the formula's case
+
+
+def test_q_waves_in_two_leads_of_a_group_are_reported_not_called_stemi() -> None:
+    q_wave = QrsShape(0.8, 0.2, q_ms=40.0, q_mv=0.3)
+    shapes = {lead: QrsShape(0.8, 0.2) for lead in LEADS} | {"II": q_wave, "aVF": q_wave}
+    found = evaluate(leads(), shapes=shapes)
+    assert found.q_wave_territories == ("inferior",) and not found.stemi
+    assert any(r.startswith("pathological Q waves in II, aVF (inferior)") for r in found.reasons)
+    one = {lead: QrsShape(0.8, 0.2) for lead in LEADS} | {"II": q_wave}
+    assert evaluate(leads(), shapes=one).q_wave_territories == ()
+    assert evaluate(leads(), shapes=shapes, confounders=("LBBB",)).q_wave_territories == ()
