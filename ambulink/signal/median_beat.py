@@ -13,6 +13,7 @@ works on one window of samples; nothing depends on how a stream was chunked.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,7 @@ class MedianBeat:
     per_beat_mv: FloatArray
     bounds: QrsBounds
     rejected: int  # beats left out as ectopic, premature or noisy
+    rr_ms: float = math.nan  # median RR interval of all the R peaks given, kept or not
 
     def index(self, ms: float) -> int:
         """Window index of ``ms`` (ms after the R fiducial), clipped to the window."""
@@ -208,4 +210,5 @@ def build_median_beat(
         per_beat_mv=clean,
         bounds=bounds,
         rejected=int(peaks.size - keep.sum()),
+        rr_ms=float(np.median(np.diff(r_peaks))) * 1000.0 / fs_hz,
     )

@@ -107,7 +107,8 @@ class STResult:
     analysis_lead: str | None = None  # lead the R peaks were found on
     median_beats: dict[str, FloatArray] = field(default_factory=dict)  # mV, R at r_index
     r_index: int = 0
-    qtc_ms: float = math.nan  # Bazett; NaN when no T wave could be timed
+    qt_ms: float = math.nan  # QRS onset to T end (tangent method); NaN when no T was timed
+    qtc_ms: float = math.nan  # Bazett; NaN also when implausible (see ambulink.signal.qt)
     q_wave_territories: tuple[str, ...] = ()  # pathological Q waves (infarct of any age)
 
 
@@ -296,7 +297,6 @@ def analyze(
 
     shapes: dict[str, QrsShape] = {}
     t_ends: list[float] = []
-    rr_s = float(np.median(np.diff(median.beats))) / fs_hz
     for lead, column in columns.items():
         if not use[column]:
             continue
@@ -336,7 +336,7 @@ def analyze(
             lead, st_j, st_j60, st_j80, baseline, classify_slope(st_j, st_j80), True, None, t_mv
         )
         if lead in QT_LEADS:
-            t_ends.append(t_wave_end_ms(beat, median, baseline, 1000.0 * rr_s))
+            t_ends.append(t_wave_end_ms(beat, median, baseline, median.rr_ms))
     per_lead = {lead: per_lead[lead] for lead in columns if lead in per_lead}
     if not any(st.evaluable for st in per_lead.values()):
         why = "every lead is flat or too noisy for ST measurement"
@@ -346,7 +346,8 @@ def analyze(
     if paced is not None:
         notes.append(paced)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)
-    qtc = qtc_bazett(qt_ms(t_ends, onset_ms), rr_s)
+    qt = qt_ms(t_ends, onset_ms)
+    qtc = qtc_bazett(qt, median.rr_ms / 1000.0)
     findings = evaluate(per_lead, sex_, age_, confounders, shapes, qtc)
     not_evaluable = [st.lead for st in per_lead.values() if not st.evaluable]
     if not_evaluable:
@@ -370,6 +371,7 @@ def analyze(
         analysis_lead=names[r_column],
         median_beats={lead: median.samples_mv[:, c] for lead, c in columns.items()},
         r_index=median.r_index,
+        qt_ms=qt,
         qtc_ms=qtc,
         q_wave_territories=findings.q_wave_territories,
     )
