@@ -193,7 +193,12 @@ def test_the_alarm_banner_follows_the_ledger(tmp_path: Path) -> None:
 UNIT = "amb-5"
 PASSWORD = "consult-test-password"
 AMBULANCE = f"crew:tablet-{UNIT}"
-ROOM_WAIT_S = 20.0
+# Bounds on waits. They are liveness bounds, not speed targets (those are loadtest/'s): with
+# three Chromium pages, four aiortc peers, the hub and the ambulance on 2 cores, a room takes
+# 10-50 s to come alive, so the bounds are generous and a working room returns long before.
+ROOM_WAIT_S = 60.0  # aiortc members: a message or media to arrive
+PAGE_LIVE_MS = 60_000  # a page: joined, connected, decoding the ambulance's media
+REACT_MS = 20_000  # a page: showing what another member just did
 
 
 class Participant:
@@ -376,12 +381,12 @@ async def open_case(hub: RunningHub, client: AmbulanceClient) -> str:
 
 async def page_joins(page: Any, url: str) -> None:
     await page.goto(url)
-    await page.wait_for_selector("#status:has-text('live')", timeout=15_000)
+    await page.wait_for_selector("#status:has-text('live')", timeout=PAGE_LIVE_MS)
 
 
 async def ninth_refused(page: Any, url: str) -> str:
     await page.goto(url)
-    await page.wait_for_selector("#room-error:has-text('full')", timeout=15_000)
+    await page.wait_for_selector("#room-error:has-text('full')", timeout=PAGE_LIVE_MS)
     text: str = await page.inner_text("#room-error")
     return text
 
@@ -389,20 +394,24 @@ async def ninth_refused(page: Any, url: str) -> str:
 async def media_flows(page: Any) -> None:
     """The ambulance's video decodes (more frames, a picture size) and its audio arrives."""
     base = await page.evaluate(INBOUND, [AMBULANCE])
-    await page.wait_for_function(MEDIA_FLOWING, arg=[AMBULANCE, base], polling=250, timeout=20_000)
+    await page.wait_for_function(
+        MEDIA_FLOWING, arg=[AMBULANCE, base], polling=250, timeout=PAGE_LIVE_MS
+    )
 
 
 async def page_is_live(page: Any) -> None:
     """The page decodes the ambulance's video, receives its audio and draws its waveform."""
-    await page.wait_for_function("() => window.consult.ecg.edge > 0", timeout=15_000)
+    await page.wait_for_function("() => window.consult.ecg.edge > 0", timeout=PAGE_LIVE_MS)
     await page.evaluate(WATCH_AGE)
     await page.wait_for_function(
-        "() => window.consult.media?.pc?.connectionState === 'connected'", timeout=15_000
+        "() => window.consult.media?.pc?.connectionState === 'connected'", timeout=PAGE_LIVE_MS
     )
     await media_flows(page)
     before = await page.evaluate(CANVAS_SUM)
-    await page.wait_for_function(f"() => ({CANVAS_SUM})() !== {before}", polling=100, timeout=5_000)
-    await page.wait_for_selector("#vitals .tile[data-vital='hr']", timeout=10_000)
+    await page.wait_for_function(
+        f"() => ({CANVAS_SUM})() !== {before}", polling=100, timeout=REACT_MS
+    )
+    await page.wait_for_selector("#vitals .tile[data-vital='hr']", timeout=PAGE_LIVE_MS)
 
 
 async def full_room_scenario(data_dir: Path, screenshot: Path) -> dict[str, Any]:
@@ -483,7 +492,9 @@ async def full_room_scenario(data_dir: Path, screenshot: Path) -> dict[str, Any]
                 await pages[0].fill("#action-text", "Aspirin 300 mg; straight to the cath lab")
                 await pages[0].click("button[data-action='advice']")
                 decided = "#timeline li[data-decision='confirm_stemi']"
-                await asyncio.gather(*(p.wait_for_selector(decided, timeout=10_000) for p in pages))
+                await asyncio.gather(
+                    *(p.wait_for_selector(decided, timeout=REACT_MS) for p in pages)
+                )
                 await crew.wait_for_selector("#timeline li.advice:has-text('Aspirin 300 mg')")
                 await participants[0].wait_for(
                     lambda m: m["type"] == "timeline_entry" and m["entry"]["kind"] == "advice",
@@ -498,12 +509,14 @@ async def full_room_scenario(data_dir: Path, screenshot: Path) -> dict[str, Any]
                 )
                 await pages[0].click(f"{stemi} button.pause")
                 paused = f"{stemi} .paused"
-                await asyncio.gather(*(p.wait_for_selector(paused, timeout=5_000) for p in pages))
+                await asyncio.gather(
+                    *(p.wait_for_selector(paused, timeout=REACT_MS) for p in pages)
+                )
                 # One acknowledgement clears the banner everywhere.
                 await asyncio.gather(*(p.evaluate(WATCH_ACK, stemi) for p in pages))
                 await pages[1].click(f"{stemi} button.ack")
                 await asyncio.gather(
-                    *(p.wait_for_selector(stemi, state="detached", timeout=5_000) for p in pages)
+                    *(p.wait_for_selector(stemi, state="detached", timeout=REACT_MS) for p in pages)
                 )
                 clicked_at = await pages[1].evaluate("() => window.ackClickedAt")
                 gone_at = [await p.evaluate("() => window.bannerGoneAt") for p in pages]
@@ -594,7 +607,7 @@ async def observer_scenario(data_dir: Path) -> dict[str, Any]:
                 await page.fill("#password", PASSWORD)
                 await page.click("text=Sign in")
                 await page.click(f"#case-list a[href*='{case_id}']")
-                await page.wait_for_selector("#status:has-text('live')", timeout=10_000)
+                await page.wait_for_selector("#status:has-text('live')", timeout=PAGE_LIVE_MS)
                 you = await page.inner_text("#you")
                 disabled = [
                     await page.is_disabled(f"button[data-action='{a}']")
@@ -605,7 +618,7 @@ async def observer_scenario(data_dir: Path) -> dict[str, Any]:
                     """() => window.consult.state.socket.send(JSON.stringify(
                          {type: "action", action: "activate_cath_lab", text: "forged"}))"""
                 )
-                await page.wait_for_selector("#notice:has-text('Refused')", timeout=10_000)
+                await page.wait_for_selector("#notice:has-text('Refused')", timeout=REACT_MS)
                 notice = await page.inner_text("#notice")
                 decisions = await page.locator("#timeline li[data-kind='decision']").count()
                 # Leaving frees the seat at once (no reconnect grace).
