@@ -5,7 +5,7 @@ isoelectric (PR) level (Lepeschkin and Surawicz's tangent method, the usual auto
 Per lead this is measured on leads whose T wave is at least ``MIN_T_MV`` tall; the beat's T end
 is the median of those leads, so one lead with a flat or notched T does not move it.
 The tangent ends the T wave a little before the last visible deflection, so QT measured this
-way reads shorter than a reader's "end of T" (by a median 20 ms against LUDB's hand marks:
+way reads shorter than a reader's "end of T" (by about 20 ms against LUDB's hand marks:
 ``docs/signal.md``).
 
 Pure numpy on median beats in mV; ``ambulink.signal.st`` feeds it.
