@@ -49,12 +49,13 @@ def t_wave_end_ms(
     height = float(x[peak])
     if abs(height) < MIN_T_MV:
         return math.nan
+    gradient = np.gradient(x)
     # slope towards the baseline after the peak: most negative for an upright T
-    towards = np.gradient(x)[peak:hi] * math.copysign(1.0, height)
+    towards = gradient[peak:hi] * math.copysign(1.0, height)
     if towards.size < 2:
         return math.nan
     steepest = peak + int(np.argmin(towards))
-    slope = float(np.gradient(x)[steepest])
+    slope = float(gradient[steepest])
     if slope == 0.0 or math.copysign(1.0, slope) == math.copysign(1.0, height):
         return math.nan
     end = steepest - float(x[steepest]) / slope

@@ -210,13 +210,12 @@ def evaluate(
 
     lad = None
     if "anterior" not in elevated_by_group and shapes is not None:
-        lad = lad_score(ok, shapes, qtc_ms, confounders)
-        if lad is not None and lad.value > LAD_CUTOFF:
-            elevated_by_group["anterior"] = [
-                lead for lead in ("V2", "V3", "V4") if ok[lead].st_j60_mv >= LAD_MIN_STE_MV
-            ]
-        else:
-            lad = None
+        score = lad_score(ok, shapes, qtc_ms, confounders)
+        lad = score if score is not None and score.value > LAD_CUTOFF else None
+    if lad is not None:
+        elevated_by_group["anterior"] = [
+            lead for lead in ("V2", "V3", "V4") if ok[lead].st_j60_mv >= LAD_MIN_STE_MV
+        ]
 
     depressed = [name for name, st in ok.items() if is_depressed(st)]
     posterior_equivalent = _posterior_equivalent(ok, depressed)

@@ -145,19 +145,25 @@ def test_status_over_mqtt_reaches_dispatch_and_rest_status_goes_to_the_broker(
     asyncio.run(scenario())
 
 
+def client_options(hub: RunningHub, tmp_path: Path, unit_id: str) -> dict[str, Any]:
+    """``build_client`` / ``run_client`` arguments of a ``unit_id`` tablet replaying mitdb 100
+    without vitals, buffering under ``tmp_path``."""
+    return {
+        "record": str(record_path("mitdb/100")),
+        "hub_url": hub.url,
+        "unit_id": unit_id,
+        "buffer_dir": tmp_path / unit_id,
+        "token": hub.crew_token(unit_id),
+        "vitals": False,
+    }
+
+
 @asynccontextmanager
 async def uplinked_client(
     hub: RunningHub, tmp_path: Path, unit_id: str
 ) -> AsyncIterator[AmbulanceClient]:
     """A client of ``unit_id`` replaying mitdb 100, its uplink up; stopped on leaving."""
-    client = build_client(
-        str(record_path("mitdb/100")),
-        hub_url=hub.url,
-        unit_id=unit_id,
-        buffer_dir=tmp_path / unit_id,
-        token=hub.crew_token(unit_id),
-        vitals=False,
-    )
+    client = build_client(**client_options(hub, tmp_path, unit_id))
     stop = asyncio.Event()
     running = asyncio.create_task(client.run(until=stop))
     try:
@@ -273,12 +279,7 @@ def test_the_client_command_reports_its_route_over_the_channel_or_mqtt(
             stop = asyncio.Event()
             clients = [
                 run_client(
-                    str(record_path("mitdb/100")),
-                    hub_url=hub.url,
-                    unit_id=unit_id,
-                    buffer_dir=tmp_path / unit_id,
-                    token=hub.crew_token(unit_id),
-                    vitals=False,
+                    **client_options(hub, tmp_path, unit_id),
                     loopback=True,
                     route_from=start,
                     mqtt_url=mqtt_url,
