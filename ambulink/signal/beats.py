@@ -216,9 +216,11 @@ class BeatClassifier:
             self._recent_new.append(True)
             self._next_ident += 1
             cluster = _Cluster(self._next_ident, aligned.copy(), width)
-            self._clusters.append(cluster)
-            if len(self._clusters) > cfg.max_clusters:
+            if len(self._clusters) >= cfg.max_clusters:
+                # Make room among the old clusters: the new one must survive its first beat, or
+                # a new rhythm could never be learnt while the old shapes are still counted.
                 self._clusters.remove(min(self._clusters, key=lambda c: (c.count, c.last_used)))
+            self._clusters.append(cluster)
         for c in self._clusters:
             c.count *= 0.995
         cluster.count += 1.0

@@ -79,6 +79,7 @@ class RhythmConfig:
     vt_beats: int = 3
     vt_bpm: float = 100.0
     vt_rr_spread: float = 1.5
+    vt_same_shape: float = 1.0  # share of the run's beats that must have the run's QRS shape
 
 
 class GapMonitor:
@@ -202,10 +203,12 @@ class VtMonitor:
     """VT: at least ``vt_beats`` consecutive ventricular beats faster than ``vt_bpm``.
 
     To keep noise from passing for VT, the run must be regular (longest RR at most
-    ``vt_rr_spread`` times the shortest) and mostly of one QRS shape (monomorphic; chaotic
-    polymorphic rhythms are the VF detector's). Once VT runs, beats of its QRS shape keep it going
-    even if the classifier comes to call that shape normal; it ends at the second beat in a row that
-    is neither ventricular nor of its shape, or slower than the limit, or at the second slow
+    ``vt_rr_spread`` times the shortest) and of one QRS shape (monomorphic: by default every
+    beat of the run; chaotic polymorphic rhythms are the VF detector's). Motion artefact that
+    passes for a fast ventricular run rarely repeats one shape three times in a row. Once VT
+    runs, beats of its QRS shape keep it going even if the classifier comes to call that shape
+    normal; it ends at the second beat in a row that is neither ventricular nor of its shape,
+    or slower than the limit, or at the second slow
     non-ventricular beat within ``_BREAK_SPAN`` VT beats (bigeminy is not VT).
     """
 
@@ -247,7 +250,7 @@ class VtMonitor:
             return []
         shapes = [b.morphology for b in run]
         shape = max(set(shapes), key=shapes.count)
-        if shape is None or shapes.count(shape) * 3 < 2 * len(run):
+        if shape is None or shapes.count(shape) < cfg.vt_same_shape * len(run):
             return []
         self._shape, self._breaks, self._conducted = shape, [], None
         return list(self._episodes.start("VT", run[0].sample, beat.sample))

@@ -49,6 +49,19 @@ def test_sinus_rhythm_is_normal() -> None:
     assert labels.count("V") <= 5  # 100 has one PVC
 
 
+@pytest.mark.slow
+def test_a_new_rhythm_is_learnt_after_chaos() -> None:
+    # vfdb 609: after VFL (1021-1042 s) and ventricular escape, sinus beats of one shape from
+    # about 1045 s. The shapes learnt during the chaos once filled every cluster slot and each
+    # new shape was evicted at birth, so these beats stayed "new" and were labelled Q for good.
+    record = shared("vfdb/609")
+    beats = classify(record.lead(0, seconds=1164.0), record.fs)
+    sinus = [b for b in beats if 1150.0 * record.fs < b.sample]
+    assert len(sinus) >= 10
+    assert [b.label for b in sinus].count("N") >= 0.9 * len(sinus), [b.label for b in sinus]
+    assert len({b.morphology for b in sinus}) <= 2
+
+
 def test_beats_carry_rr_and_qrs_width() -> None:
     beats = classify(bundled("mitdb/100").lead(0, seconds=60), 360.0)
     rr = [b.rr_ms for b in beats[1:]]
