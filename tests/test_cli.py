@@ -1,5 +1,7 @@
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,27 @@ def test_client_route_options_refuse_bad_input(
         code = int(exc.code or 0)
     assert code == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        data_dir = tmp_path / "demo"
+        data_dir.mkdir()
+        (data_dir / "kept").write_text("a previous demo's data")
+        assert main(["demo", "--port", str(port), "--data-dir", str(data_dir)]) == 2
+        monkeypatch.setenv("AMBULINK_PORT", str(port))
+        monkeypatch.setenv("AMBULINK_HOST", "127.0.0.1")
+        monkeypatch.setenv("AMBULINK_DATA_DIR", str(tmp_path / "hub"))
+        monkeypatch.setenv("AMBULINK_TOKEN_SECRET", "s" * 32)
+        assert main(["hub"]) == 2
+    demo_err, hub_err = capsys.readouterr().err.strip().splitlines()
+    assert f"ambulink demo: error: cannot listen on 127.0.0.1:{port}" in demo_err
+    assert "--port" in demo_err
+    assert (data_dir / "kept").exists(), "nothing is deleted before the hub can start"
+    assert f"ambulink hub: error: cannot listen on 127.0.0.1:{port}" in hub_err
+    assert "AMBULINK_PORT" in hub_err

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,28 @@ def _settings() -> HubSettings:
     return HubSettings.from_env(os.environ)
 
 
+def check_port_free(host: str, port: int, *, hint: str) -> None:
+    """Raise ``ConfigError`` when ``host:port`` cannot be bound (say, another hub holds it),
+    instead of the web server's exit deep in start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another hub or demo "
+                f"running?); stop it or {hint}"
+            ) from None
+
+
 def _run_hub(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ambulink.hub.app import create_app
 
     settings = _settings()
+    check_port_free(settings.host, settings.port, hint="set AMBULINK_PORT to another port")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -179,6 +196,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     secret = os.environ.get("AMBULINK_TOKEN_SECRET") or secrets.token_urlsafe(32)
     check_secret(secret)
+    check_port_free("127.0.0.1", args.port, hint="pick another with --port")
     try:
         asyncio.run(run_demo(port=args.port, data_dir=args.data_dir, secret=secret, out=sys.stdout))
     except KeyboardInterrupt:
