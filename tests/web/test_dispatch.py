@@ -208,6 +208,52 @@ def test_an_mqtt_status_shows_on_the_dispatch_page(
     assert tiles == 0
 
 
+# -- Names stay readable when units bunch up at a hospital --------------------------------------
+
+LABEL_CLASHES = """() => {
+  const box = (n) => n.getBoundingClientRect();
+  const labels = [...document.querySelectorAll('#map .label')].map((n) => [n.textContent, box(n)]);
+  const markers = [...document.querySelectorAll('#map g.unit circle.body, #map g.hospital rect')]
+    .map((n) => [n.closest('g').dataset.unitId ?? n.closest('g').dataset.hospitalId, box(n)]);
+  const hit = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
+    && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+  const clashes = [];
+  labels.forEach(([name, a], i) => {
+    for (const [other, b] of labels.slice(i + 1)) if (hit(a, b)) clashes.push(`${name} / ${other}`);
+    for (const [id, b] of markers) if (hit(a, b)) clashes.push(`${name} on marker ${id}`);
+  });
+  return {labels: labels.length, markers: markers.length, clashes};
+}"""
+
+
+async def crowded_scenario(data_dir: Path, broker: Mosquitto) -> dict[str, Any]:
+    # Four units around Central University Hospital (52.087, 5.179), 0.3-0.6 km apart: at the
+    # map's fitted scale their markers nearly touch, as at a hospital's ambulance bay.
+    around = [(0.004, -0.004), (-0.003, 0.005), (0.0, 0.008), (-0.004, -0.006)]
+    async with fleet_hub(data_dir / "hub", broker) as hub, chromium() as browser:
+        tablets = [Tablet(broker, f"amb-{i + 1}") for i in range(len(around))]
+        for tablet, (d_lat, d_lon) in zip(tablets, around, strict=True):
+            async with tablet.client() as client:
+                await tablet.position(client, 52.087 + d_lat, 5.179 + d_lon, at=time.time())
+                await tablet.status(client, "at_hospital")
+        page = await open_dispatch(browser, hub)
+        for tablet in tablets:
+            await wait_status(page, tablet.unit_id, "at_hospital")
+            await page.wait_for_function(
+                f"({MARKER})('{tablet.unit_id}') !== null", timeout=SETUP_MS
+            )
+        seen: dict[str, Any] = await page.evaluate(LABEL_CLASHES)
+        return seen
+
+
+def test_map_labels_cover_no_marker_and_no_other_label(
+    tmp_path: Path, mosquitto_server: Mosquitto
+) -> None:
+    seen = asyncio.run(crowded_scenario(tmp_path, mosquitto_server))
+    assert seen["labels"] == seen["markers"] >= 4 + 15  # the units and the region's hospitals
+    assert seen["clashes"] == []
+
+
 # -- Bad telematics never move a marker -------------------------------------------------------
 
 

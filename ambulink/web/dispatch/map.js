@@ -3,6 +3,7 @@
 // network-weather cells. Map tiles only when a tile URL template is configured (off by default).
 
 import { Viewport, circle, niceDistanceM } from "./geo.js";
+import { placeLabels, spotsAround } from "./labels.js";
 
 export const ASSUMED_SPEED_KMH = 60;
 export const RING_MINUTES = 30;
@@ -42,6 +43,9 @@ export class FleetMap {
     this.showWeather = true;
     this.fitRings = false;  // zoom out until every hospital's whole 30-minute ring shows
     this.viewport = null;
+    this.textWidths = new Map(); // label text -> px (one font: measured once per text)
+    this.labels = [];  // this render's labels, in placement priority order
+    this.obstacles = [];  // this render's marker boxes
   }
 
   render(state, selected) {
@@ -55,14 +59,44 @@ export class FleetMap {
     if (this.fitRings) places.push(...hospitals.flatMap((h) => circle(h.lat, h.lon, RING_RADIUS_M, 4)));
     const view = (this.viewport = new Viewport(places, width, height, { pad: 48 }));
     const destination = selected ? state.units.get(selected)?.destination : null;
+    this.labels = [];
+    this.obstacles = [];
+    // Label priority: the selected unit, then units by alarm priority, then hospitals.
+    const rank = { high: 0, medium: 1, low: 2 };
+    const order = (u) => (u.unit_id === selected ? -1 : rank[state.topPriority(u)] ?? 3);
+    units.sort((a, b) => order(a) - order(b) || a.unit_id.localeCompare(b.unit_id));
     const layers = [];
     if (this.tiles) layers.push(this.tileLayer(view));
     if (this.showWeather) layers.push(this.weatherLayer(view, state.weather));
     layers.push(el("g", { class: "rings" }, ...hospitals.map((h) => this.ring(view, h, h.hospital_id === destination))));
+    // Units are built first so their labels are placed first; hospitals are drawn beneath them.
+    const unitLayer = el("g", { class: "units" }, ...units.map((u) => this.unit(view, u, state, u.unit_id === selected)));
     layers.push(el("g", { class: "hospitals" }, ...hospitals.map((h) => this.hospital(view, h))));
-    layers.push(el("g", { class: "units" }, ...units.map((u) => this.unit(view, u, state, u.unit_id === selected))));
+    layers.push(unitLayer);
     layers.push(this.scaleBar(view));
     this.svg.replaceChildren(...layers);
+    this.placeLabels(width, height);
+  }
+
+  /** Put each label where it covers no marker and no label of higher priority. */
+  placeLabels(width, height) {
+    const labels = this.labels.map((l) => {
+      const text = l.node.textContent;
+      if (!this.textWidths.has(text)) this.textWidths.set(text, l.node.getComputedTextLength());
+      return { ...l, width: this.textWidths.get(text) };
+    });
+    const spots = placeLabels(labels, this.obstacles, [0, 0, width, height]);
+    labels.forEach(({ node }, i) => {
+      node.setAttribute("x", spots[i].x.toFixed(1));
+      node.setAttribute("y", spots[i].y.toFixed(1));
+      node.setAttribute("text-anchor", spots[i].anchor);
+    });
+  }
+
+  /** Remember a marker's box and its label for ``placeLabels``. */
+  addMarker(x, y, extent, label, firstSpots = []) {
+    this.obstacles.push([x - extent.left, y - extent.top, x + extent.right, y + extent.bottom]);
+    this.labels.push({ node: label, cx: x, cy: y, spots: [...firstSpots, ...spotsAround(extent)] });
   }
 
   ring(view, h, highlighted) {
@@ -83,12 +117,16 @@ export class FleetMap {
       "data-hospital-id": h.hospital_id,
     }, title(`${h.name}${badges.length ? ` — ${badges.map((b) => b[1]).join(", ")}` : ""}${h.ready ? " — ready" : ""}`),
     el("rect", { x: -9, y: -9, width: 18, height: 18, rx: 3 }),
-    el("text", { class: "h", x: 0, y: 5 }, "H"),
-    el("text", { class: "label", x: 13, y: -6 }, h.name));
+    el("text", { class: "h", x: 0, y: 5 }, "H"));
     badges.forEach(([letter, , cls], i) => {
       group.append(el("g", { class: cls, transform: `translate(${13 + i * 16},6)` },
         el("circle", { r: 7 }), el("text", { y: 4 }, letter)));
     });
+    const label = el("text", { class: "label", x: 13, y: -6 }, h.name);
+    group.append(label);
+    const right = badges.length ? 13 + (badges.length - 1) * 16 + 7 : 9;
+    const extent = { left: 9, top: 9, right, bottom: badges.length ? 13 : 9 };
+    this.addMarker(x, y, extent, label, [{ x: 13, y: -6, anchor: "start" }]); // above its badges
     return group;
   }
 
@@ -107,8 +145,10 @@ export class FleetMap {
     if (Number.isFinite(u.position.heading_deg) && (u.position.speed_mps ?? 0) > 0.5) {
       group.append(el("path", { class: "heading", d: "M0,-19 L5,-10 L-5,-10 Z", transform: `rotate(${u.position.heading_deg})` }));
     }
-    group.append(el("circle", { class: "body", r: 9, fill: STATUS_COLOURS[u.status] ?? "#757575" }),
-      el("text", { class: "label", x: 12, y: 4 }, u.unit_id));
+    const label = el("text", { class: "label", x: 12, y: 4 }, u.unit_id);
+    group.append(el("circle", { class: "body", r: 9, fill: STATUS_COLOURS[u.status] ?? "#757575" }), label);
+    const r = priority ? 15 : 9; // the alarm halo
+    this.addMarker(x, y, { left: r, top: r, right: r, bottom: r }, label);
     const choose = () => this.onSelect(u.unit_id);
     group.addEventListener("click", choose);
     group.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") choose(); });
