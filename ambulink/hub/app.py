@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -29,7 +30,7 @@ from ambulink.hub.audit import AuditLog
 from ambulink.hub.bus import Bus, open_bus
 from ambulink.hub.fleet_api import fleet_routes, fleet_socket, open_fleet
 from ambulink.hub.fleet_service import FleetService
-from ambulink.hub.http_errors import error_response
+from ambulink.hub.http_errors import error_response, invalid_request_response
 from ambulink.hub.ingest import Ingest
 from ambulink.hub.room_service import RoomService
 from ambulink.hub.room_socket import room_socket
@@ -168,6 +169,7 @@ def create_app(settings: HubSettings) -> FastAPI:
 
     app = FastAPI(title="ambulink hub", lifespan=lifespan)
     app.add_exception_handler(AmbulinkError, error_response)
+    app.add_exception_handler(RequestValidationError, invalid_request_response)
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ambulink.errors import AmbulinkError, ConfigError, ProtocolError, RecordNotFound, SignalError
@@ -46,3 +47,16 @@ async def error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AmbulinkError)
     status = next((s for cls, s in HTTP_STATUS.items() if isinstance(exc, cls)), 500)
     return JSONResponse({"error": {"code": exc.code, "message": str(exc)}}, status_code=status)
+
+
+async def invalid_request_response(request: Request, exc: Exception) -> JSONResponse:
+    """A request body or query FastAPI could not validate, in the same shape as every other
+    error: one message naming each bad field, e.g. ``name: String should match pattern ...``."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        what = str(error.get("msg", "invalid"))
+        problems.append(f"{where}: {what}" if where else what)
+    message = "; ".join(problems) or "the request is not valid"
+    return JSONResponse({"error": {"code": "invalid_request", "message": message}}, 422)
