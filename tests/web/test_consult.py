@@ -134,6 +134,46 @@ def test_the_ecg_view_draws_a_real_12_lead_at_25_mm_s_and_10_mm_mv(tmp_path: Pat
     assert result["blue"] > 50, "backfilled samples are not drawn in their own colour"
 
 
+LABELS = """async () => {
+  const { EcgView } = await import("/web/consult/ecg.js");
+  const { MediaRoom } = await import("/web/consult/video.js");
+  const view = new EcgView(document.createElement("canvas"));
+  view.setStream({ fs: 250, gain: 200, leads: ["ECG", "ECG"] });  // VFDB's two channels
+  const vfdb = view.stream.leads;
+  view.setStream({ fs: 360, gain: 200, leads: ["MLII", "V5"] });
+  const mitdb = view.stream.leads;
+  const grid = document.createElement("div");
+  document.body.append(grid);
+  const room = new MediaRoom(grid, { caseId: "c", selfId: "specialist:me", canPublish: false });
+  room.setPresence([
+    { member_id: "crew:tablet-amb-2", role: "crew", connected: true, video: false, audio: true },
+    { member_id: "specialist:me", role: "specialist", connected: true, video: true, audio: true },
+  ]);
+  const overlay = (id) => getComputedStyle(
+    grid.querySelector(`[data-member-id="${id}"]`), "::before").content;
+  return { vfdb, mitdb, crew: overlay("crew:tablet-amb-2"), me: overlay("specialist:me") };
+}"""
+
+
+async def labels_scenario(data_dir: Path) -> dict[str, Any]:
+    async with running_hub(data_dir / "hub") as hub, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{hub.url}/consult")  # the page's stylesheet, before sign-in
+        result: dict[str, Any] = await page.evaluate(LABELS)
+        return result
+
+
+@needs_chromium
+def test_repeated_lead_names_are_numbered_and_a_party_without_video_says_so(
+    tmp_path: Path,
+) -> None:
+    seen = asyncio.run(labels_scenario(tmp_path))
+    assert seen["vfdb"] == ["ECG 1", "ECG 2"]
+    assert seen["mitdb"] == ["MLII", "V5"]
+    assert seen["crew"] == '"camera off"'
+    assert seen["me"] == "none"
+
+
 def vf_alarm_states() -> list[dict[str, Any]]:
     """A VF alarm's states as the hub's ledger makes them: raised, repeated (a redelivery with
     the same counter), audio paused, acknowledged."""

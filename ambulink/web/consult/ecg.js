@@ -24,6 +24,14 @@ const COLOURS = { minor: "#f7c6cf", major: "#e8798d", trace: "#111", late: "#145
 /** The standard name of a lead label ("ii" → "II", "aVR" → "AVR", "MLII" stays "MLII"). */
 export function standardName(name) { return String(name).trim().toUpperCase(); }
 
+/** Lead names as shown: a name the stream repeats gets its position ("ECG 1", "ECG 2"), as
+ * VFDB's two "ECG" channels do; unique names are kept. */
+export function distinctLeadNames(leads) {
+  const count = new Map();
+  for (const name of leads) count.set(name, (count.get(name) ?? 0) + 1);
+  return leads.map((name, i) => (count.get(name) > 1 ? `${name} ${i + 1}` : name));
+}
+
 /** Indices of the twelve standard leads in `leads`, in standard order, or null if any is missing. */
 export function twelveLeadIndices(leads) {
   const names = leads.map(standardName);
@@ -79,7 +87,7 @@ export class EcgView {
 
   /** The stream's sampling rate (Hz), gain (ADC units per mV) and lead names. */
   setStream({ fs, gain, leads, stream_id = null }) {
-    this.stream = { fs, gain, leads: [...leads] };
+    this.stream = { fs, gain, leads: distinctLeadNames(leads) };
     if (this.streamId === null && stream_id !== null) this.streamId = stream_id;
     this.rings = leads.map(() => new LeadRing(Math.ceil(fs * WINDOW_S)));
     this.edge = -1;

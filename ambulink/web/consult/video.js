@@ -103,6 +103,7 @@ export class MediaRoom {
       entry.tile.dataset.role = role;
       entry.tile.classList.toggle("disconnected", member ? !member.connected : false);
       const state = [];
+      entry.tile.classList.toggle("no-video", Boolean(member && !member.video));
       if (member && !member.video) state.push("camera off");
       if (member && !member.audio) state.push("muted");
       entry.state.textContent = state.join(", ");
