@@ -524,6 +524,9 @@ async def full_room_scenario(data_dir: Path, screenshot: Path) -> dict[str, Any]
                     "() => document.getElementById('evidence-image').naturalWidth > 0",
                     timeout=15_000,
                 )
+                reasons = await pages[0].eval_on_selector_all(
+                    "#evidence-reasons li", "items => items.map((li) => li.textContent)"
+                )
                 mark("stemi everywhere")
                 # Decisions and advice go on the timeline of every member, the crew included.
                 crew = pages[2]
@@ -595,6 +598,7 @@ async def full_room_scenario(data_dir: Path, screenshot: Path) -> dict[str, Any]
                 "ack_to_gone_ms": [t - clicked_at for t in gone_at],
                 "aiortc_video_frames": frames,
                 "marks": marks,
+                "evidence_reasons": reasons,
             }
         finally:
             await asyncio.gather(*(p.close() for p in participants))
@@ -610,6 +614,8 @@ def test_a_full_room_of_eight_sees_hears_and_acts_together(tmp_path: Path) -> No
     print(f"full room: {outcome}, {time.monotonic() - started:.1f} s")
     assert "full" in outcome["refusal"] and "8" in outcome["refusal"]
     assert outcome["banner"] == ["banner medium", "rgb(255, 204, 51)"]
+    # the evidence says why, in the analysis' words (s0010_re: the posterior equivalent)
+    assert any("ST depression" in r for r in outcome["evidence_reasons"]), outcome
     # the waveform never stalls on a page (how fresh it is on a quiet machine is measured, not
     # asserted: three Chromium pages and seven peers share two cores here)
     assert max(outcome["max_data_age_s"]) < STALL_S, outcome["max_data_age_s"]

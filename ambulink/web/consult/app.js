@@ -264,6 +264,9 @@ async function showEvidence(alarm) {
     $("evidence-image").src = state.evidenceUrl;
     const where = Array.isArray(e.territories) && e.territories.length ? ` — ${e.territories.join(", ")}` : "";
     $("evidence-caption").textContent = `${label(alarm.kind)}${where}`;
+    // Why the analysis raised it, in its own words (STEMI: criteria met, reciprocal change, ...).
+    const reasons = Array.isArray(e.reasons) ? e.reasons : [];
+    $("evidence-reasons").replaceChildren(...reasons.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
     $("evidence").hidden = false;
   } catch (error) {
     state.evidenceFor = null;
