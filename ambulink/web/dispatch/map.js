@@ -69,8 +69,10 @@ export class FleetMap {
     if (this.tiles) layers.push(this.tileLayer(view));
     if (this.showWeather) layers.push(this.weatherLayer(view, state.weather));
     layers.push(el("g", { class: "rings" }, ...hospitals.map((h) => this.ring(view, h, h.hospital_id === destination))));
-    // Units are built first so their labels are placed first; hospitals are drawn beneath them.
-    const unitLayer = el("g", { class: "units" }, ...units.map((u) => this.unit(view, u, state, u.unit_id === selected)));
+    // Units are built first so their labels are placed first; hospitals are drawn beneath them,
+    // and the most important unit last, on top.
+    const unitNodes = units.map((u) => this.unit(view, u, state, u.unit_id === selected));
+    const unitLayer = el("g", { class: "units" }, ...unitNodes.reverse());
     layers.push(el("g", { class: "hospitals" }, ...hospitals.map((h) => this.hospital(view, h))));
     layers.push(unitLayer);
     layers.push(this.scaleBar(view));
