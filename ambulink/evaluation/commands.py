@@ -38,7 +38,7 @@ from ambulink.evaluation.evaluate import (
     evaluate_rhythm,
 )
 from ambulink.evaluation.matching import EC57_SKIP_S, EC57_TOLERANCE_MS
-from ambulink.evaluation.records import EcgRecord, list_records
+from ambulink.evaluation.records import EcgRecord, list_records, unannotated_records
 from ambulink.evaluation.report import format_beats, format_qrs, format_rhythm
 from ambulink.signal.events import Beat, Episode
 
@@ -141,6 +141,14 @@ def _settings(args: argparse.Namespace) -> EvalSettings:
         tolerance_ms=args.tolerance_ms,
     )
     list_records(settings.data_dir, settings.records)
+    skipped = unannotated_records(settings.data_dir) if settings.records is None else []
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        print(
+            f"note: {len(skipped)} record(s) in {settings.data_dir} have no .atr annotations "
+            f"and are not scored: {shown}",
+            file=sys.stderr,
+        )
     return settings
 
 

@@ -75,6 +75,13 @@ def list_records(data_dir: Path, selection: Sequence[str] | None = None) -> list
     return chosen
 
 
+def unannotated_records(data_dir: Path) -> list[str]:
+    """Records in ``data_dir`` with a header but no ``.atr`` annotations (they are not scored)."""
+    if not data_dir.is_dir():
+        return []
+    return sorted(p.stem for p in data_dir.glob("*.hea") if not _has(data_dir, p.stem, ".atr"))
+
+
 def _has(data_dir: Path, name: str, suffix: str) -> bool:
     return (data_dir / f"{name}{suffix}").is_file()
 

@@ -227,3 +227,15 @@ def test_a_signal_error_names_the_record() -> None:
 
     with pytest.raises(SignalError, match="record 119 lead 0: samples must be finite"):
         eval_qrs_command(EvalSettings(MITDB, ("119",)), refuses, None)
+
+
+def test_records_without_annotations_are_named_not_silently_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("100.hea", "100.dat", "100.atr", "119.hea", "119.dat"):  # 119 without .atr
+        (tmp_path / name).write_bytes((MITDB / name).read_bytes())
+    argv = ["eval", "qrs", "--data", str(tmp_path), "--json", str(tmp_path / "out.json")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "1 record(s)" in captured.err and "not scored: 119" in captured.err
+    assert set(json.loads((tmp_path / "out.json").read_text())["records"]) == {"100"}
