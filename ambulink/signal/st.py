@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.signal import resample_poly
 
 from ambulink.errors import SignalError
 from ambulink.signal.events import EvidenceWindow
@@ -67,6 +68,7 @@ ALIASES = {name.lower(): name for name in STANDARD + EXTRA} | {
 }
 R_PEAK_LEADS = ("II", "V5", "I", "V6", "aVF", "V4", "III", "V2", "V3", "aVL", "V1", "aVR")
 NOISY_ST_MV = 0.10  # beat-to-beat spread of the ST level above which a lead is noisy
+MEASURE_FS_HZ = 500.0  # slower input is interpolated to at least this rate before measuring
 MEASURE_HALF_MS = 4.0  # ST levels are averaged over +/- this around each point
 SPIKE_RATIO = 8.0  # pacing spike: pre-QRS sharpness this many times the lead's usual sharpness
 WIDE_SPIKE_RATIO = 2.0  # ... or this many times when the QRS is wide (bipolar spikes are small)
@@ -107,6 +109,7 @@ class STResult:
     analysis_lead: str | None = None  # lead the R peaks were found on
     median_beats: dict[str, FloatArray] = field(default_factory=dict)  # mV, R at r_index
     r_index: int = 0
+    median_fs_hz: float = math.nan  # rate of median_beats: fs, or fs interpolated to >= 500 Hz
     qt_ms: float = math.nan  # QRS onset to T end (tangent method); NaN when no T was timed
     qtc_ms: float = math.nan  # Bazett; NaN also when implausible (see ambulink.signal.qt)
     q_wave_territories: tuple[str, ...] = ()  # pathological Q waves (infarct of any age)
@@ -282,6 +285,12 @@ def analyze(
 
     order = [columns[lead] for lead in R_PEAK_LEADS if lead in columns and use[columns[lead]]]
     order += [c for c in columns.values() if use[c] and c not in order]
+    # At 100-250 Hz a sample is 4-10 ms: the J point lands a sample off on the steep end of the
+    # QRS and its level with it. Measure on a band-limited interpolation (docs/signal.md).
+    factor = max(1, math.ceil(MEASURE_FS_HZ / fs_hz - 1e-9))
+    if factor > 1:
+        window = resample_poly(window, factor, 1, axis=0)
+        fs_hz *= factor
     found = _find_median(window, fs_hz, order, use)
     if found is None:
         why = "fewer than 3 clean, alike beats found (noise, artefact or too short a window)"
@@ -363,7 +372,7 @@ def analyze(
         reasons=findings.reasons,
         notes=tuple(notes) + findings.notes,
         evidence=evidence,
-        r_peaks=median.beats + start,
+        r_peaks=np.round(median.beats / factor).astype(np.int64) + start,
         j_offset_ms=j_ms,
         qrs_onset_offset_ms=onset_ms,
         evaluable=True,
@@ -371,6 +380,7 @@ def analyze(
         analysis_lead=names[r_column],
         median_beats={lead: median.samples_mv[:, c] for lead, c in columns.items()},
         r_index=median.r_index,
+        median_fs_hz=fs_hz,
         qt_ms=qt,
         qtc_ms=qtc,
         q_wave_territories=findings.q_wave_territories,
