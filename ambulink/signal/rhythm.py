@@ -197,6 +197,8 @@ class RateMonitor:
 
 
 _BREAK_SPAN = 3  # a second slow conducted beat within this many VT beats of one ends VT
+WIDE_QRS_MS = 120.0  # a QRS this wide is not normally conducted
+VT_WIDTH_SPREAD = 0.2  # a wide beat within this share of the VT's QRS width and RR continues it
 
 
 class VtMonitor:
@@ -207,8 +209,10 @@ class VtMonitor:
     beat of the run; chaotic polymorphic rhythms are the VF detector's). Motion artefact that
     passes for a fast ventricular run rarely repeats one shape three times in a row. Once VT
     runs, beats of its QRS shape keep it going even if the classifier comes to call that shape
-    normal; it ends at the second beat in a row that is neither ventricular nor of its shape,
-    or slower than the limit, or at the second slow
+    normal, and so do wide beats (>= ``WIDE_QRS_MS``) as wide and as fast as the VT's within
+    ``VT_WIDTH_SPREAD`` (over minutes of VT the classifier may file its beats under another
+    cluster); it ends at the second beat in a row that is none of these, or slower than the
+    limit, or at the second slow
     non-ventricular beat within ``_BREAK_SPAN`` VT beats (bigeminy is not VT).
     """
 
@@ -219,6 +223,8 @@ class VtMonitor:
         self._episodes = _Episodes(self.fs_hz)
         self._max_rr = 60.0 * self.fs_hz / self.config.vt_bpm
         self._shape: int | None = None  # QRS shape of the running VT
+        self._width_ms: float | None = None  # its QRS width (median of the onset run)
+        self._rr: float | None = None  # its RR interval (samples, median of the onset run)
         self._breaks: list[int] = []
         self._conducted: int | None = None  # last slow conducted beat inside the running VT
         self._since_conducted = 0  # VT beats since then
@@ -232,7 +238,7 @@ class VtMonitor:
         last, self._last = self._last, beat.sample
         fast = last is not None and beat.sample - last < self._max_rr
         if "VT" in self._episodes.open:
-            return self._continue(beat, fast)
+            return self._continue(beat, fast, last)
         if beat.label == "V" and (fast or not self._run):
             self._run.append(beat)
         else:
@@ -253,10 +259,17 @@ class VtMonitor:
         if shape is None or shapes.count(shape) < cfg.vt_same_shape * len(run):
             return []
         self._shape, self._breaks, self._conducted = shape, [], None
+        widths = [b.qrs_ms for b in run if b.qrs_ms is not None]
+        self._width_ms = float(np.median(widths)) if widths else None
+        self._rr = float(np.median(rr))
         return list(self._episodes.start("VT", run[0].sample, beat.sample))
 
-    def _continue(self, beat: Beat, fast: bool) -> list[EpisodeStart | EpisodeEnd]:
-        if fast and (beat.label == "V" or beat.morphology == self._shape):
+    def _continue(
+        self, beat: Beat, fast: bool, last: int | None
+    ) -> list[EpisodeStart | EpisodeEnd]:
+        if fast and (
+            beat.label == "V" or beat.morphology == self._shape or self._as_wide(beat, last)
+        ):
             self._breaks = []
             self._since_conducted += 1
             return []
@@ -272,6 +285,16 @@ class VtMonitor:
             return []
         self._run, self._shape, self._breaks, self._conducted = [], None, [], None
         return list(self._episodes.end("VT", end, beat.sample))
+
+    def _as_wide(self, beat: Beat, last: int | None) -> bool:
+        """A wide QRS about as wide as the running VT's, at about its rate."""
+        vt, qrs = self._width_ms, beat.qrs_ms
+        if vt is None or qrs is None or vt < WIDE_QRS_MS or qrs < WIDE_QRS_MS:
+            return False
+        if last is None or self._rr is None:
+            return False
+        same_rate = abs(beat.sample - last - self._rr) <= VT_WIDTH_SPREAD * self._rr
+        return same_rate and abs(qrs - vt) <= VT_WIDTH_SPREAD * vt
 
     def finish(self, end: int) -> list[EpisodeEnd]:
         return self._episodes.close_all(end)

@@ -1,6 +1,7 @@
 """Rhythm monitors: the timing rules on beat sequences, then whole records."""
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from ambulink.signal.analyzer import Analyzer
 from ambulink.signal.beats import classify
@@ -115,6 +116,47 @@ def test_vt_keeps_going_through_one_odd_beat_and_beats_of_its_shape() -> None:
     events = [e for b in beats for e in vt.on_beat(b)]
     assert [type(e).__name__ for e in events] == ["EpisodeStart"]
     assert [e.label for e in vt.finish(t + 400)] == ["VT"]
+
+
+def wide_run(rr_s: list[float], shape: int, qrs_ms: list[float], start: int) -> list[Beat]:
+    samples = start + np.cumsum(rr_s) * FS
+    return [
+        Beat(int(s), "N", morphology=shape, qrs_ms=w) for s, w in zip(samples, qrs_ms, strict=True)
+    ]
+
+
+def test_vt_keeps_going_through_wide_beats_of_its_width_and_rate() -> None:
+    # Minutes into a VT the classifier may call its beats normal and file some under another
+    # cluster (vfdb 611 at 500 Hz); as wide and as fast, they are still the VT.
+    onset = [
+        Beat(b.sample, "V", morphology=7, qrs_ms=200.0) for b in ventricular_run([0.4] * 4, [7] * 5)
+    ]
+    t = onset[-1].sample
+    kept = wide_run([0.4] * 6, 9, [190.0, 210.0] * 3, t)
+    narrow = wide_run([0.4] * 3, 9, [90.0] * 3, kept[-1].sample)  # conducted: narrow QRS
+    vt = VtMonitor(FS)
+    events = [e for b in onset + kept + narrow for e in vt.on_beat(b)]
+    assert [type(e).__name__ for e in events] == ["EpisodeStart", "EpisodeEnd"]
+    end = events[1]
+    assert isinstance(end, EpisodeEnd) and end.end == narrow[0].sample
+    # ... but not when slower (or faster) than the VT by more than a fifth, nor when narrow
+    for rr, width in ((0.55, 200.0), (0.28, 200.0), (0.4, 100.0)):
+        vt = VtMonitor(FS)
+        other = wide_run([rr] * 4, 9, [width] * 4, t)
+        events = [e for b in onset + other for e in vt.on_beat(b)]
+        assert [type(e).__name__ for e in events] == ["EpisodeStart", "EpisodeEnd"], (rr, width)
+
+
+def test_a_sustained_vt_streamed_at_500_hz_stays_vt() -> None:
+    # vfdb 611: VT from 1196 s for 15 min. Upsampled to 500 Hz (a 12-lead monitor's rate) its
+    # beats fall into two clusters, both labelled N after minutes of VT; VT used to end within
+    # two minutes (1302 s fed from 1150 s, 1336 s fed whole).
+    record = shared("vfdb/611")
+    t0, t1 = 1150.0, 1500.0
+    lead = resample_poly(record.lead(0)[int(t0 * record.fs) : int(t1 * record.fs)], 2, 1)
+    vt = [e for e in detect_episodes(lead, 2 * record.fs) if e.label == "VT"]
+    covered = sum(min(e.end / 500.0 + t0, t1) - max(e.start / 500.0 + t0, 1196.0) for e in vt)
+    assert covered >= 0.9 * (t1 - 1196.0), [(e.start / 500 + t0, e.end / 500 + t0) for e in vt]
 
 
 def test_slow_conducted_beats_between_vt_beats_end_it() -> None:
