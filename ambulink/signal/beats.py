@@ -178,12 +178,18 @@ class BeatClassifier:
             return None
         top = max(self._clusters, key=lambda c: c.count)
         # Bigeminy gives two equally common clusters: the normal beats are the ones that are
-        # not early (longer preceding RR).
-        rivals = [c for c in self._clusters if c is not top and c.count >= 0.5 * top.count]
-        if rivals:
-            late = max(rivals, key=lambda c: c.pre_rr)
-            if late.pre_rr > 1.2 * top.pre_rr and late.width_ms <= top.width_ms + 10.0:
-                return late
+        # not early (longer preceding RR) and not wider. Their shape may be split over several
+        # clusters (templates drift; at 250 Hz a sample is 4 ms of alignment), so it is their
+        # clusters together that must be half as common as the early one.
+        later = [
+            c
+            for c in self._clusters
+            if c is not top
+            and c.pre_rr > 1.2 * top.pre_rr
+            and c.width_ms <= top.width_ms + 10.0
+        ]
+        if later and sum(c.count for c in later) >= 0.5 * top.count:
+            return max(later, key=lambda c: c.count)
         return top
 
     def _label(self, beat: _Pending, post_rr: int | None) -> Beat:
