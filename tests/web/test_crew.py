@@ -25,7 +25,7 @@ from ambulink.ambulance_client.source import RecordReplay
 from ambulink.ambulance_client.uplink import AmbulanceClient, ClientSettings
 from ambulink.data import record_path
 from ambulink.protocol.telematics import topic
-from tests.e2e.conftest import RunningHub, within
+from tests.e2e.conftest import RunningHub, running_hub, within
 from tests.servers import Mosquitto, mosquitto_fixture  # noqa: F401 (the mosquitto_server fixture)
 from tests.web.browser import chromium, needs_chromium
 from tests.web.test_dispatch import (
@@ -236,3 +236,43 @@ def test_the_crew_page_runs_a_case(tmp_path: Path, mosquitto_server: Mosquitto) 
     assert seen["notice"] == f"case {seen['case_id'][:8]} closed"
     assert seen["hub_case"] is None
     save_screenshot(screenshot, "crew.png")
+
+
+ALARM_ORDER = """async (alarms) => {
+  const { renderAlarms } = await import("/web/crew/panels.js");
+  const list = document.createElement("ul");
+  renderAlarms(list, alarms, () => true);
+  return [...list.querySelectorAll("li")].map((li) => li.dataset.alarmId);
+}"""
+
+
+def crew_alarm(
+    alarm_id: str, priority: str, phase: str, raised_at: float, acked: bool
+) -> dict[str, Any]:
+    return {
+        "alarm_id": alarm_id, "kind": "vt", "priority": priority, "phase": phase,
+        "raised_at": raised_at, "onset_at": 1_700_000_000.0,
+        "acks": [["crew:tablet-amb-1", "crew", raised_at + 5]] if acked else [],
+    }  # fmt: skip
+
+
+async def alarm_order_scenario(data_dir: Path, alarms: list[dict[str, Any]]) -> list[str]:
+    async with running_hub(data_dir / "hub") as hub, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{hub.url}/healthz")  # any page of the hub's origin can import modules
+        order: list[str] = await page.evaluate(ALARM_ORDER, alarms)
+        return order
+
+
+def test_the_crew_sees_the_alarms_to_act_on_first(tmp_path: Path) -> None:
+    # Raised at the same second, as a STEMI and its "not delivered" are: newest-first put the
+    # cleared low-priority one on top.
+    alarms = [
+        crew_alarm("low-cleared", "low", "cleared", 10.0, acked=False),
+        crew_alarm("medium", "medium", "active", 10.0, acked=False),
+        crew_alarm("high-acked", "high", "active", 12.0, acked=True),
+        crew_alarm("high", "high", "active", 5.0, acked=False),
+        crew_alarm("high-newer", "high", "active", 8.0, acked=False),
+    ]
+    order = asyncio.run(alarm_order_scenario(tmp_path, alarms))
+    assert order == ["high-newer", "high", "medium", "high-acked", "low-cleared"]

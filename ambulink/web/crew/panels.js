@@ -1,5 +1,7 @@
 // Rendering of the crew page's panels: link and buffer, alarms, advice and decisions.
 
+import { byUrgency } from "/web/js/alarm_order.js";
+
 function text(tag, content, cls) {
   const node = document.createElement(tag);
   node.textContent = content;
@@ -29,9 +31,10 @@ export function renderLink(root, unit, dataAge) {
   }));
 }
 
-/** The case's alarms, newest first, with who acknowledged; unacknowledged ones get a button. */
+/** The case's alarms, the ones to act on first (`byUrgency`), with who acknowledged;
+ * unacknowledged ones get a button. */
 export function renderAlarms(root, alarms, onAck) {
-  const shown = [...alarms].sort((a, b) => b.raised_at - a.raised_at);
+  const shown = [...alarms].sort(byUrgency);
   if (!shown.length) { root.replaceChildren(text("li", "no alarms", "none")); return; }
   root.replaceChildren(...shown.map((a) => {
     const li = text("li", "", `alarm p-${a.priority}${a.phase === "cleared" ? " cleared" : ""}`);

@@ -1,7 +1,7 @@
 // The unit list: one row per unit, sortable by alarm priority or by data age, with the data
 // age ticking live between updates.
 
-import { PRIORITY_RANK } from "./state.js";
+import { PRIORITY_RANK } from "/web/js/alarm_order.js";
 import { STATUS_COLOURS } from "./map.js";
 
 const STALE_S = 10; // ECG more than 10 s old at the hub: shown in red

@@ -3,6 +3,7 @@
 // network-weather cells. Map tiles only when a tile URL template is configured (off by default).
 
 import { Viewport, circle, niceDistanceM } from "./geo.js";
+import { rankOf } from "/web/js/alarm_order.js";
 import { placeLabels, spotsAround } from "./labels.js";
 
 export const ASSUMED_SPEED_KMH = 60;
@@ -62,8 +63,7 @@ export class FleetMap {
     this.labels = [];
     this.obstacles = [];
     // Label priority: the selected unit, then units by alarm priority, then hospitals.
-    const rank = { high: 0, medium: 1, low: 2 };
-    const order = (u) => (u.unit_id === selected ? -1 : rank[state.topPriority(u)] ?? 3);
+    const order = (u) => (u.unit_id === selected ? -4 : -rankOf(state.topPriority(u)));
     units.sort((a, b) => order(a) - order(b) || a.unit_id.localeCompare(b.unit_id));
     const layers = [];
     if (this.tiles) layers.push(this.tileLayer(view));

@@ -1,10 +1,10 @@
 // The dispatch page's state: units, hospitals, weather cells and alarms, merged from the
 // sockets so that a bad update never replaces a good one (last good position, status and age).
 
+import { PRIORITY_RANK } from "/web/js/alarm_order.js";
 import { isGoodPosition } from "./geo.js";
 
 export const STATUSES = ["available", "dispatched", "en_route", "on_scene", "transporting", "at_hospital", "out_of_service"];
-export const PRIORITY_RANK = { high: 3, medium: 2, low: 1 };
 
 export class FleetState {
   constructor(now = () => Date.now()) {
