@@ -273,6 +273,7 @@ def test_the_crew_sees_the_alarms_to_act_on_first(tmp_path: Path) -> None:
         crew_alarm("high-acked", "high", "active", 12.0, acked=True),
         crew_alarm("high", "high", "active", 5.0, acked=False),
         crew_alarm("high-newer", "high", "active", 8.0, acked=False),
+        crew_alarm("high-latched", "high", "cleared", 6.0, acked=False),  # VT over, not acked
     ]
     order = asyncio.run(alarm_order_scenario(tmp_path, alarms))
-    assert order == ["high-newer", "high", "medium", "high-acked", "low-cleared"]
+    assert order == ["high-newer", "high-latched", "high", "medium", "high-acked", "low-cleared"]
