@@ -184,9 +184,7 @@ class BeatClassifier:
         later = [
             c
             for c in self._clusters
-            if c is not top
-            and c.pre_rr > 1.2 * top.pre_rr
-            and c.width_ms <= top.width_ms + 10.0
+            if c is not top and c.pre_rr > 1.2 * top.pre_rr and c.width_ms <= top.width_ms + 10.0
         ]
         if later and sum(c.count for c in later) >= 0.5 * top.count:
             return max(later, key=lambda c: c.count)
