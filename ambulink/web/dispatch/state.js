@@ -1,7 +1,7 @@
 // The dispatch page's state: units, hospitals, weather cells and alarms, merged from the
 // sockets so that a bad update never replaces a good one (last good position, status and age).
 
-import { PRIORITY_RANK } from "/web/js/alarm_order.js";
+import { PRIORITY_RANK, byUrgency } from "/web/js/alarm_order.js";
 import { isGoodPosition } from "./geo.js";
 
 export const STATUSES = ["available", "dispatched", "en_route", "on_scene", "transporting", "at_hospital", "out_of_service"];
@@ -89,7 +89,7 @@ export class FleetState {
         else byId.delete(alarm.alarm_id);
       }
     }
-    return [...byId.values()].sort((a, b) => (PRIORITY_RANK[b.priority] ?? 0) - (PRIORITY_RANK[a.priority] ?? 0));
+    return [...byId.values()].sort(byUrgency);
   }
 
   /** Highest priority of the unit's open alarms ("high", "medium", "low") or null. */
