@@ -224,7 +224,7 @@ class VtMonitor:
         self._max_rr = 60.0 * self.fs_hz / self.config.vt_bpm
         self._shape: int | None = None  # QRS shape of the running VT
         self._width_ms: float | None = None  # its QRS width (median of the onset run)
-        self._rr: float | None = None  # its RR interval (samples, median of the onset run)
+        self._rr = 0.0  # its RR interval (samples, median of the onset run)
         self._breaks: list[int] = []
         self._conducted: int | None = None  # last slow conducted beat inside the running VT
         self._since_conducted = 0  # VT beats since then
@@ -236,9 +236,10 @@ class VtMonitor:
 
     def on_beat(self, beat: Beat) -> list[EpisodeStart | EpisodeEnd]:
         last, self._last = self._last, beat.sample
-        fast = last is not None and beat.sample - last < self._max_rr
+        rr = None if last is None else beat.sample - last
+        fast = rr is not None and rr < self._max_rr
         if "VT" in self._episodes.open:
-            return self._continue(beat, fast, last)
+            return self._continue(beat, rr if fast else None)
         if beat.label == "V" and (fast or not self._run):
             self._run.append(beat)
         else:
@@ -264,18 +265,17 @@ class VtMonitor:
         self._rr = float(np.median(rr))
         return list(self._episodes.start("VT", run[0].sample, beat.sample))
 
-    def _continue(
-        self, beat: Beat, fast: bool, last: int | None
-    ) -> list[EpisodeStart | EpisodeEnd]:
-        if fast and (
-            beat.label == "V" or beat.morphology == self._shape or self._as_wide(beat, last)
+    def _continue(self, beat: Beat, fast_rr: int | None) -> list[EpisodeStart | EpisodeEnd]:
+        """``fast_rr``: the beat's RR when it is faster than the VT limit, else None."""
+        if fast_rr is not None and (
+            beat.label == "V" or beat.morphology == self._shape or self._as_wide(beat, fast_rr)
         ):
             self._breaks = []
             self._since_conducted += 1
             return []
         self._breaks.append(beat.sample)
         end: int | None = self._breaks[0] if len(self._breaks) >= 2 else None
-        if not fast and beat.label != "V":
+        if fast_rr is None and beat.label != "V":
             # slow non-ventricular beats twice within a few VT beats: ventricular bigeminy or
             # trigeminy, not VT (a single one is ridden through, as a misread beat would be)
             if self._conducted is not None and self._since_conducted <= _BREAK_SPAN:
@@ -286,15 +286,15 @@ class VtMonitor:
         self._run, self._shape, self._breaks, self._conducted = [], None, [], None
         return list(self._episodes.end("VT", end, beat.sample))
 
-    def _as_wide(self, beat: Beat, last: int | None) -> bool:
+    def _as_wide(self, beat: Beat, rr: int) -> bool:
         """A wide QRS about as wide as the running VT's, at about its rate."""
         vt, qrs = self._width_ms, beat.qrs_ms
         if vt is None or qrs is None or vt < WIDE_QRS_MS or qrs < WIDE_QRS_MS:
             return False
-        if last is None or self._rr is None:
-            return False
-        same_rate = abs(beat.sample - last - self._rr) <= VT_WIDTH_SPREAD * self._rr
-        return same_rate and abs(qrs - vt) <= VT_WIDTH_SPREAD * vt
+        return (
+            abs(rr - self._rr) <= VT_WIDTH_SPREAD * self._rr
+            and abs(qrs - vt) <= VT_WIDTH_SPREAD * vt
+        )
 
     def finish(self, end: int) -> list[EpisodeEnd]:
         return self._episodes.close_all(end)

@@ -7,7 +7,7 @@
 // is the hub's (`audio_paused_until`, set for everyone by any member's pause, cleared by the hub
 // when it ends).
 
-const RANK = { high: 0, medium: 1, low: 2 };
+import { rankOf } from "/web/js/alarm_order.js";
 
 export class AlarmBanner {
   /**
@@ -42,7 +42,7 @@ export class AlarmBanner {
   /** Alarms to show: unacknowledged ones, active or latched after clearing, high first. */
   shown() {
     return [...this.alarms.values()].filter((a) => a.acks.length === 0)
-      .sort((a, b) => (RANK[a.priority] ?? 3) - (RANK[b.priority] ?? 3) || a.onset_at - b.onset_at);
+      .sort((a, b) => rankOf(b.priority) - rankOf(a.priority) || a.onset_at - b.onset_at);
   }
 
   render() {

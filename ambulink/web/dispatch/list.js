@@ -1,7 +1,7 @@
 // The unit list: one row per unit, sortable by alarm priority or by data age, with the data
 // age ticking live between updates.
 
-import { PRIORITY_RANK } from "/web/js/alarm_order.js";
+import { rankOf } from "/web/js/alarm_order.js";
 import { STATUS_COLOURS } from "./map.js";
 
 const STALE_S = 10; // ECG more than 10 s old at the hub: shown in red
@@ -16,7 +16,7 @@ export function formatAge(seconds) {
 /** Units in display order: "priority" (highest alarm first, then oldest data) or "age". */
 export function sortUnits(units, state, by) {
   const age = (u) => state.dataAge(u) ?? -1;
-  const rank = (u) => PRIORITY_RANK[state.topPriority(u)] ?? 0;
+  const rank = (u) => rankOf(state.topPriority(u));
   return [...units].sort((a, b) => (by === "age" ? 0 : rank(b) - rank(a)) || age(b) - age(a)
     || a.unit_id.localeCompare(b.unit_id, undefined, { numeric: true }));
 }

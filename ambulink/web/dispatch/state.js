@@ -1,7 +1,7 @@
 // The dispatch page's state: units, hospitals, weather cells and alarms, merged from the
 // sockets so that a bad update never replaces a good one (last good position, status and age).
 
-import { PRIORITY_RANK, byUrgency } from "/web/js/alarm_order.js";
+import { PRIORITY_RANK, byUrgency, rankOf } from "/web/js/alarm_order.js";
 import { isGoodPosition } from "./geo.js";
 
 export const STATUSES = ["available", "dispatched", "en_route", "on_scene", "transporting", "at_hospital", "out_of_service"];
@@ -94,8 +94,8 @@ export class FleetState {
 
   /** Highest priority of the unit's open alarms ("high", "medium", "low") or null. */
   topPriority(unit) {
-    const ranks = this.openAlarms(unit).filter((a) => !(a.acks?.length)).map((a) => PRIORITY_RANK[a.priority] ?? 0);
-    const rank = Math.max(PRIORITY_RANK[unit.top_priority] ?? 0, ...ranks, 0);
+    const ranks = this.openAlarms(unit).filter((a) => !(a.acks?.length)).map((a) => rankOf(a.priority));
+    const rank = Math.max(rankOf(unit.top_priority), ...ranks, 0);
     return Object.keys(PRIORITY_RANK).find((k) => PRIORITY_RANK[k] === rank) ?? null;
   }
 }
