@@ -45,7 +45,13 @@ from ambulink.reports.ecg_image import render_12lead, render_strip
 from ambulink.rooms.media_room import MediaRouter
 from ambulink.rooms.model import RoomRegistry
 from ambulink.rtc import restrict_ice_hosts
-from ambulink.signal.analyzer import MIN_ST_LEADS, STANDARD_12, choose_analysis_lead
+from ambulink.signal.analyzer import (
+    MIN_ST_LEADS,
+    STANDARD_12,
+    choose_analysis_lead,
+    choose_confirming_lead,
+)
+from ambulink.signal.quality import FLAT_MV
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +313,17 @@ PAGES = ("consult", "dispatch", "crew")
 MAX_EVIDENCE_SAMPLES = 60 * 2000  # a minute at the highest sampling rate
 
 
+def strip_lead(signals_mv: np.ndarray, fs: float, leads: list[str]) -> int:
+    """The lead a one-strip evidence image shows: the analysis lead, or the backup lead that
+    carried the beats when the analysis lead was flat (off) for most of the strip."""
+    lead = choose_analysis_lead(leads)
+    backup = choose_confirming_lead(leads, lead)
+    second = max(int(fs), 1)
+    blocks = [signals_mv[i : i + second, lead] for i in range(0, len(signals_mv), second)]
+    flat = sum(float(np.ptp(b)) < FLAT_MV for b in blocks if b.size)
+    return backup if backup is not None and flat > len(blocks) / 2 else lead
+
+
 def render_evidence(stored: StoredStream, start: int, end: int) -> bytes:
     """PNG of stream samples ``[start, end)``: a 12-lead page when the stream has the standard
     leads, else a strip of the lead rhythm analysis uses."""
@@ -319,7 +336,7 @@ def render_evidence(stored: StoredStream, start: int, end: int) -> bytes:
     title = f"evidence, samples {start}-{end}"
     if len(STANDARD_12.intersection(name.strip().upper() for name in leads)) >= MIN_ST_LEADS:
         return render_12lead(signals, stored.fs, leads, title=title).png
-    lead = choose_analysis_lead(leads)
+    lead = strip_lead(signals, stored.fs, leads)
     seconds = min((hi - lo) / stored.fs, 60.0)
     return render_strip(signals[:, lead], stored.fs, leads[lead], seconds=seconds, title=title).png
 

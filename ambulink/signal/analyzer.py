@@ -5,9 +5,11 @@ the monitor's lead-off bits; returns typed events: beats, heart rate, rhythm epi
 ends (each start with a 10 s evidence window), lead off/on and signal-quality changes.
 
 Quality and lead-off are judged on every lead. Beats and rhythm run on one analysis lead,
-chosen by name (II, then MLII, I, V5, ...) or given. Feeding a stream in any chunk sizes yields
-the same events: within one call they are sorted by ``event_order``; a different chunking may
-return an event in a later call, never a different event.
+chosen by name (II, then MLII, I, V5, ...) or given; while it is off, on a backup lead (the
+confirming lead, see ``ambulink.signal.lead_chain``). VF is judged on the analysis lead only.
+Feeding a stream in any chunk sizes yields the same events: within one call they are sorted by
+``event_order``; a different chunking may return an event in a later call, never a different
+event.
 """
 
 from __future__ import annotations
@@ -21,11 +23,8 @@ from numpy.typing import NDArray
 
 from ambulink.errors import SignalError
 from ambulink.signal.af import AfDetector
-from ambulink.signal.atrial import AtrialCoherence
-from ambulink.signal.beats import BeatClassifier
 from ambulink.signal.events import (
     AnalyzerEvent,
-    Beat,
     BeatEvent,
     EpisodeEnd,
     EpisodeStart,
@@ -36,7 +35,7 @@ from ambulink.signal.events import (
     event_order,
 )
 from ambulink.signal.hr import HeartRateMeter, RRStats
-from ambulink.signal.qrs import QrsDetector
+from ambulink.signal.lead_chain import BACKUP_IDENT_BASE, BeatChain, BeatMerger, ChainBeat
 from ambulink.signal.quality import BlockQuality, StreamQuality
 from ambulink.signal.rhythm import (
     GapMonitor,
@@ -145,11 +144,8 @@ class Analyzer:
         self._block = max(int(round(PROCESS_BLOCK_S * fs)), 1)
         self._held: list[NDArray[np.float64]] = []
         self._n_held = 0
-        self._qrs = QrsDetector(fs)
-        self._classifier = BeatClassifier(fs)
         self._vf = VfDetector(fs)
         self._af = AfDetector(fs)
-        self._atrial = AtrialCoherence(fs)
         self._last_beat: int | None = None
         self._hr = HeartRateMeter(fs)
         self._gaps = GapMonitor(fs, rhythm)
@@ -164,8 +160,13 @@ class Analyzer:
         self._waveform_episodes = _Episodes(fs)  # VF and AF
         # Pauses and asystole need silence on the analysis lead and on a confirming lead, so
         # one noisy or detached electrode does not raise them.
+        # The confirming lead is also the backup that carries beats while the analysis lead is
+        # off.
         self.confirming_lead = choose_confirming_lead(self.leads, index)
-        self._confirm_qrs = QrsDetector(fs) if self.confirming_lead is not None else None
+        self._chains = [BeatChain(fs)]
+        if self.confirming_lead is not None:
+            self._chains.append(BeatChain(fs, ident_base=BACKUP_IDENT_BASE))
+        self._merger = BeatMerger(fs)
         self._gap_peaks: list[int] = []
         self._judged_until = 0  # quality known for the gap leads up to here
         self._fed = 0
@@ -210,25 +211,24 @@ class Analyzer:
         if self.confirming_lead is not None:
             gap_leads.add(self.confirming_lead)
         for blocks in self._quality.feed(x):
-            all_off = True
+            off = [False] * len(self.leads)
             for i, (state, block) in enumerate(zip(self._lead_states, blocks, strict=True)):
-                off, changes = state.judge(block)
+                off[i], changes = state.judge(block)
                 events.extend(changes)
-                if i in gap_leads:
-                    all_off = all_off and off
-            if all_off:
-                self._gaps.lead_off(blocks[0].start, blocks[0].end)
-            self._judged_until = blocks[0].end
-        if self._confirm_qrs is not None and self.confirming_lead is not None:
-            confirm = np.ascontiguousarray(x[:, self.confirming_lead])
-            self._gap_peaks.extend(p.sample for p in self._confirm_qrs.feed(confirm))
-        lead = np.ascontiguousarray(x[:, self.analysis_lead])
-        self._classifier.feed(lead)
-        for peak in self._qrs.feed(lead):
-            events.extend(self._on_peak(peak.sample))
-        for beat in self._classifier.ready_beats():
-            events.extend(self._on_beat(beat))
+            start, end = blocks[0].start, blocks[0].end
+            if all(off[i] for i in gap_leads):
+                self._gaps.lead_off(start, end)
+            backup_off = self.confirming_lead is None or off[self.confirming_lead]
+            self._merger.judge(
+                start, end, analysis_off=off[self.analysis_lead], backup_off=backup_off
+            )
+            self._judged_until = end
+        for chain, lead_index in zip(self._chains, self._chain_leads(), strict=True):
+            peaks, beats = chain.feed(np.ascontiguousarray(x[:, lead_index]))
+            self._add_beats(chain, peaks, beats)
+        events.extend(self._release_beats(final=False))
         events.extend(self._advance_gaps(final=False))
+        lead = np.ascontiguousarray(x[:, self.analysis_lead])
         for transition in self._vf.feed(lead):
             events.extend(self._waveform_change("VF", transition))
         out: list[StreamEvent] = list(events)
@@ -245,12 +245,9 @@ class Analyzer:
         if self._n_held:
             events.extend(self._process(np.concatenate(self._held)))
             self._held, self._n_held = [], 0
-        for peak in self._qrs.flush():
-            events.extend(self._on_peak(peak.sample))
-        if self._confirm_qrs is not None:
-            self._gap_peaks.extend(p.sample for p in self._confirm_qrs.flush())
-        for beat in self._classifier.flush():
-            events.extend(self._on_beat(beat))
+        for chain in self._chains:
+            self._add_beats(chain, *chain.flush())
+        events.extend(self._release_beats(final=True))
         events.extend(self._advance_gaps(final=True))
         end = self._fed
         events.extend(self._gaps.finish(end))
@@ -261,11 +258,24 @@ class Analyzer:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _on_peak(self, sample: int) -> list[AnalyzerEvent]:
-        self._gap_peaks.append(sample)
+    def _chain_leads(self) -> list[int]:
+        leads = [self.analysis_lead]
+        if self.confirming_lead is not None:
+            leads.append(self.confirming_lead)
+        return leads
+
+    def _add_beats(self, chain: BeatChain, peaks: list[int], beats: list[ChainBeat]) -> None:
+        self._gap_peaks.extend(peaks)  # pauses need silence on both leads, beats or not
+        self._merger.add(self._chains.index(chain), beats)
+
+    def _release_beats(self, final: bool) -> list[AnalyzerEvent]:
+        horizons = (
+            self._chains[0].horizon,
+            self._chains[1].horizon if len(self._chains) > 1 else None,
+        )
         out: list[AnalyzerEvent] = []
-        for beat in self._classifier.add_peak(sample):
-            out.extend(self._on_beat(beat))
+        for chain, beat in self._merger.release(horizons, final=final):
+            out.extend(self._on_beat(beat, self._chains[chain]))
         return out
 
     def _advance_gaps(self, final: bool) -> list[AnalyzerEvent]:
@@ -273,9 +283,7 @@ class Analyzer:
         # their quality is judged, so they come out the same whatever the chunking.
         known = self._fed
         if not final:
-            known = min(self._judged_until, self._qrs.horizon)
-            if self._confirm_qrs is not None:
-                known = min(known, self._confirm_qrs.horizon)
+            known = min([self._judged_until, *(chain.qrs.horizon for chain in self._chains)])
         self._gap_peaks.sort()
         due = [p for p in self._gap_peaks if p < known or final]
         self._gap_peaks = self._gap_peaks[len(due) :]
@@ -285,7 +293,8 @@ class Analyzer:
         out.extend(self._gaps.advance(known))
         return out
 
-    def _on_beat(self, beat: Beat) -> list[AnalyzerEvent]:
+    def _on_beat(self, chain_beat: ChainBeat, chain: BeatChain) -> list[AnalyzerEvent]:
+        beat = chain_beat.beat
         out: list[AnalyzerEvent] = [BeatEvent(beat)]
         rate = self._hr.on_beat(beat.sample)
         if rate is not None:
@@ -297,8 +306,7 @@ class Analyzer:
         label = "V" if self._vt.active else beat.label
         coherence = None
         if label == "N":
-            preceding = self._classifier.preceding(beat.sample)
-            coherence = self._atrial.push(beat.sample, self._last_beat, preceding)
+            coherence = chain.coherence(chain_beat, self._last_beat)
         self._last_beat = beat.sample
         for transition in self._af.push(beat.sample, label, coherence):
             out.extend(self._waveform_change("AF", transition))

@@ -26,6 +26,7 @@ from ambulink.signal.validation import as_record_lead, check_fs, to_millivolts
 FloatArray = NDArray[np.float64]
 HISTORY_S = 10.0  # longer than any delay between a sample and the report of its R peak
 PRECEDING_S = 0.5  # band-passed samples before each R peak kept for the atrial measure
+POST_RR_CAP = 2.0  # the following RR counts up to this multiple of the normal RR
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,10 @@ class _RhythmState:
 class BeatClassifier:
     """Labels R peaks of one lead. Feed the raw samples and the R peaks found in them."""
 
-    def __init__(self, fs_hz: float, config: BeatConfig | None = None) -> None:
+    def __init__(
+        self, fs_hz: float, config: BeatConfig | None = None, *, ident_base: int = 0
+    ) -> None:
+        """``ident_base``: QRS shape ids start above it (keeps two classifiers' ids apart)."""
         self.fs_hz = check_fs(fs_hz)
         self.config = cfg = config or BeatConfig()
         self._filter = SosFilter(bandpass_sos(0.5, min(40.0, 0.45 * self.fs_hz), self.fs_hz))
@@ -88,7 +92,7 @@ class BeatClassifier:
         self._last_peak: int | None = None
         self._rhythm = _RhythmState()
         self._n_beats = 0
-        self._next_ident = 0
+        self._next_ident = ident_base
         self._recent_new: deque[bool] = deque(maxlen=cfg.chaos_beats)
         self._preceding_n = int(round(PRECEDING_S * self.fs_hz))
         self._preceding: deque[tuple[int, FloatArray]] = deque(maxlen=8)
@@ -112,6 +116,26 @@ class BeatClassifier:
             out.append(self._label(beat, self._pending[0].rr))
         self._trim()
         return out
+
+    def expire(self, horizon: int) -> list[Beat]:
+        """Label the last beat without waiting for the next one, once no R peak can come before
+        ``horizon`` (the QRS detector's) and the pause after the beat has grown long enough to
+        count in full (``POST_RR_CAP`` normal RRs): its label is then the one the next beat would
+        have given it. Beats are not held back through asystole or a detached electrode."""
+        if len(self._pending) != 1 or not self._ready(self._pending[0]):
+            return []
+        normal = self._rhythm.normal_rr
+        wait = int(POST_RR_CAP * float(np.median(normal))) + 1 if normal else int(self.fs_hz)
+        beat = self._pending[0]
+        if horizon - beat.sample < wait:
+            return []
+        self._pending.popleft()
+        return [self._label(beat, wait)]
+
+    @property
+    def oldest_pending(self) -> int | None:
+        """R peak of the oldest beat not labelled yet (None when all are)."""
+        return self._pending[0].sample if self._pending else None
 
     def flush(self) -> list[Beat]:
         """End of stream: label what is left with the samples there are."""
@@ -274,7 +298,7 @@ class BeatClassifier:
                 min(residual, 3.0),
                 float(np.log(max(float(np.ptp(beat)), 1e-6) / t_amp)),
                 min(pre, 2.0),
-                min(after, 2.0),
+                min(after, POST_RR_CAP),
                 min(cluster.count / max(normal.count, 1e-6), 2.0),
                 float(cluster is normal),
                 float(np.log(_roughness(beat) / max(_roughness(t), 1e-9))),

@@ -1,0 +1,172 @@
+"""Beats of one lead, and which lead's beats count when the analysis lead comes off.
+
+``BeatChain`` runs the QRS detector, the beat classifier and the P-wave coherence on one lead.
+The ``Analyzer`` keeps two: on the analysis lead and on a backup (the confirming lead). While
+the analysis lead is off (flat, railed or the monitor's lead-off bit) and the backup is on, the
+backup's beats carry heart rate and rhythm analysis, so a detached electrode does not blind the
+monitor. ``BeatMerger`` joins the two beat streams in sample order: ownership is judged per
+quality block, beats are released only once both chains can no longer report an earlier beat
+in the time they own, so the merged stream depends on the signal alone, never on chunking.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ambulink.signal.atrial import AtrialCoherence
+from ambulink.signal.beats import BeatClassifier
+from ambulink.signal.events import Beat
+from ambulink.signal.qrs import QrsDetector
+
+SETTLE_S = 3.0  # a lead back on is trusted after this long (its filters and levels settle)
+SAME_BEAT_MS = 200.0  # beats of two leads this close at a switch are one beat (QRS refractory)
+BACKUP_IDENT_BASE = 1_000_000  # the backup's QRS shape ids, apart from the analysis lead's
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBeat:
+    """A labelled beat and the band-passed samples before its R peak (for the P-wave measure),
+    taken when it was labelled: the merger may hold it back while later beats are labelled."""
+
+    beat: Beat
+    preceding: NDArray[np.float64] | None
+
+
+class BeatChain:
+    """QRS detection, beat classification and P-wave coherence of one lead."""
+
+    def __init__(self, fs_hz: float, *, ident_base: int = 0) -> None:
+        self.qrs = QrsDetector(fs_hz)
+        self.classifier = BeatClassifier(fs_hz, ident_base=ident_base)
+        self.atrial = AtrialCoherence(fs_hz)
+
+    def feed(self, lead: NDArray[np.float64]) -> tuple[list[int], list[ChainBeat]]:
+        """Add samples (mV); return the R peaks and the labelled beats they complete."""
+        self.classifier.feed(lead)
+        peaks: list[int] = []
+        beats: list[ChainBeat] = []
+        for peak in self.qrs.feed(lead):
+            peaks.append(peak.sample)
+            beats.extend(self._with_preceding(self.classifier.add_peak(peak.sample)))
+        beats.extend(self._with_preceding(self.classifier.ready_beats()))
+        beats.extend(self._with_preceding(self.classifier.expire(self.qrs.horizon)))
+        return peaks, beats
+
+    def flush(self) -> tuple[list[int], list[ChainBeat]]:
+        peaks = [p.sample for p in self.qrs.flush()]
+        beats = [b for p in peaks for b in self._with_preceding(self.classifier.add_peak(p))]
+        return peaks, beats + self._with_preceding(self.classifier.flush())
+
+    def _with_preceding(self, beats: list[Beat]) -> list[ChainBeat]:
+        return [ChainBeat(b, self.classifier.preceding(b.sample)) for b in beats]
+
+    @property
+    def horizon(self) -> int:
+        """Every beat before this sample has been returned."""
+        pending = self.classifier.oldest_pending
+        return self.qrs.horizon if pending is None else min(self.qrs.horizon, pending)
+
+    def coherence(self, beat: ChainBeat, previous: int | None) -> float | None:
+        """P-wave coherence after adding conducted ``beat`` (``previous``: the beat before)."""
+        return self.atrial.push(beat.beat.sample, previous, beat.preceding)
+
+
+class BeatMerger:
+    """Joins the analysis lead's beats (chain 0) and the backup's (chain 1) in sample order.
+
+    ``judge`` is told, block by block, which of the two leads is off: chain 1 owns a block when
+    the analysis lead is off, or came back on less than ``SETTLE_S`` ago, and the backup is on;
+    chain 0 owns the rest. ``release`` hands out the owned beats that no chain can precede any
+    more.
+    """
+
+    def __init__(self, fs_hz: float) -> None:
+        self._fs_hz = fs_hz
+        self._same_beat = int(round(SAME_BEAT_MS * fs_hz / 1000.0))
+        self._settle = int(round(SETTLE_S * fs_hz))
+        self._spans: list[tuple[int, int]] = []  # backup-owned [start, end), sorted, merged
+        self._judged = 0  # ownership known up to here
+        self._was_off = False  # the analysis lead was off in the last block
+        self._back_on: int | None = None  # ... and came back on here
+        self._held: list[tuple[int, int, ChainBeat]] = []  # (sample, chain, beat)
+        self._released = 0  # every beat before this has been released or dropped
+        self._last: int | None = None  # sample of the last released beat
+        self._last_chain = 0  # ... and its chain
+
+    def judge(self, start: int, end: int, *, analysis_off: bool, backup_off: bool) -> None:
+        """The quality of the block ``[start, end)`` (blocks come in stream order)."""
+        if analysis_off:
+            self._back_on = None
+        elif self._back_on is None and self._judged > 0 and self._was_off:
+            self._back_on = start
+        self._was_off = analysis_off
+        settling = self._back_on is not None and start - self._back_on < self._settle
+        if (analysis_off or settling) and not backup_off:
+            if self._spans and self._spans[-1][1] == start:
+                self._spans[-1] = (self._spans[-1][0], end)
+            else:
+                self._spans.append((start, end))
+        self._judged = end
+
+    def add(self, chain: int, beats: list[ChainBeat]) -> None:
+        self._held.extend((b.beat.sample, chain, b) for b in beats)
+
+    def owner(self, sample: int) -> int:
+        i = bisect.bisect_right(self._spans, (sample, np.iinfo(np.int64).max)) - 1
+        return 1 if i >= 0 and self._spans[i][0] <= sample < self._spans[i][1] else 0
+
+    def release(
+        self, horizons: tuple[int, int | None], final: bool = False
+    ) -> list[tuple[int, ChainBeat]]:
+        """(chain, beat) of the owned beats, in order, up to where ownership or a chain's beats
+        are not known yet; ``horizons`` are the chains' (None: no backup)."""
+        limit = self._judged
+        if not final:
+            for chain, horizon in enumerate(horizons):
+                if horizon is not None:
+                    limit = min(limit, self._next_owned(chain, max(horizon, self._released)))
+        else:
+            limit = max([limit, *(s + 1 for s, _, _ in self._held)])
+        self._held.sort(key=lambda item: (item[0], item[1]))
+        out: list[tuple[int, ChainBeat]] = []
+        keep: list[tuple[int, int, ChainBeat]] = []
+        for sample, chain, beat in self._held:
+            if sample >= limit:
+                keep.append((sample, chain, beat))
+                continue
+            if sample < self._released or self.owner(sample) != chain:
+                continue  # not this chain's span, or came after later beats were released
+            last = self._last
+            if chain != self._last_chain and last is not None and sample - last < self._same_beat:
+                continue  # the other lead's view of the beat just released
+            relabelled = dataclasses.replace(beat.beat, rr_ms=self._rr_ms(beat.beat))
+            out.append((chain, dataclasses.replace(beat, beat=relabelled)))
+            self._last, self._last_chain = sample, chain
+        self._held = keep
+        self._released = max(self._released, limit)
+        while self._spans and self._spans[0][1] <= self._released:
+            self._spans.pop(0)
+        return out
+
+    def _rr_ms(self, beat: Beat) -> float | None:
+        """The interval from the last released beat, whichever lead it came from."""
+        if self._last is None:
+            return beat.rr_ms
+        return (beat.sample - self._last) * 1000.0 / self._fs_hz
+
+    def _next_owned(self, chain: int, sample: int) -> int:
+        """The first sample at or after ``sample`` that ``chain`` owns (ownership known up to
+        the judged limit; beyond it, the limit)."""
+        if self.owner(sample) == chain:
+            return sample
+        for start, end in self._spans:
+            if chain == 1 and start > sample:
+                return min(start, self._judged)
+            if chain == 0 and start <= sample < end:
+                return min(end, self._judged)
+        return self._judged

@@ -1,0 +1,87 @@
+"""CPU cost of the streaming ``Analyzer``, as a multiple of real time, for two checkouts.
+
+``python -m loadtest.analyzer_cost [--peer DIR] [--repeat 3]``
+
+Feeds bundled records in 40 ms frames (as the ambulance client sends them) to a fresh
+``Analyzer`` and divides stream time by ``time.process_time``, best of ``--repeat`` runs:
+mitdb 201 (2 leads, 30 min) and PTB-XL 00003 (12 leads, 10 s tiled to 180 s). With ``--peer``
+(another checkout of ambulink, e.g. ``git worktree add /tmp/before HEAD~1``) the same is
+measured there in a child process, alternately, so a change is shown as a ratio against the
+code before it on the same machine in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAME_S = 0.04
+CASES = (("mitdb/201", 1), ("ptbxl/00003_hr", 18))  # (bundled record, times tiled)
+
+
+def measure(repeat: int) -> dict[str, float]:
+    """Real-time multiple per case with the ``ambulink`` found on ``sys.path``."""
+    from ambulink.data import record_path
+    from ambulink.signal.analyzer import Analyzer
+
+    out: dict[str, float] = {}
+    for name, tiles in CASES:
+        record = wfdb.rdrecord(record_path(name))
+        signals = np.tile(np.nan_to_num(record.p_signal), (tiles, 1))
+        fs, frame = float(record.fs), max(int(FRAME_S * record.fs), 1)
+        best = float("inf")
+        for _ in range(repeat):
+            analyzer = Analyzer(fs, list(record.sig_name))
+            start = time.process_time()
+            for i in range(0, len(signals), frame):
+                analyzer.feed(signals[i : i + frame])
+            analyzer.flush()
+            best = min(best, time.process_time() - start)
+        out[f"{name} ({record.n_sig} leads, {len(signals) / fs:.0f} s)"] = len(signals) / fs / best
+    return out
+
+
+def _in_checkout(tree: Path, repeat: int) -> dict[str, float]:
+    # this file's ``measure``, importing the ``ambulink`` of ``tree`` (which may predate it)
+    code = (
+        "import importlib.util, json, sys; sys.path.insert(0, sys.argv[1]); "
+        "spec = importlib.util.spec_from_file_location('cost', sys.argv[2]); "
+        "cost = importlib.util.module_from_spec(spec); spec.loader.exec_module(cost); "
+        "import ambulink; assert ambulink.__file__.startswith(sys.argv[1]), ambulink.__file__; "
+        "print(json.dumps(cost.measure(int(sys.argv[3]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tree), __file__, str(repeat)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", type=Path, help="another ambulink checkout to compare with")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case, best kept")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations with --peer")
+    args = parser.parse_args(argv)
+    trees = [("this", ROOT)] + ([("peer", args.peer.resolve())] if args.peer else [])
+    for round_ in range(1, args.rounds + 1):
+        for label, tree in trees:
+            for case, multiple in _in_checkout(tree, args.repeat).items():
+                print(f"round {round_} {label:4} {case}: {multiple:.0f}x real time", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+import itertools
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ambulink.evaluation.matching import match_beats, tolerance_samples
+from ambulink.signal.analyzer import Analyzer
+from ambulink.signal.beats import BeatClassifier
+from ambulink.signal.events import Beat, BeatEvent, EpisodeStart, LeadOffEvent, event_order
+from ambulink.signal.lead_chain import BeatMerger, ChainBeat
+from ambulink.signal.qrs import QrsDetector
+from tests.conftest import Record, bundled
+from tests.signal.chunking import chunks
+
+FLAT_MV = 0.4  # a detached electrode: the amplifier holds a constant level
+
+
+def detach(record: Record, lead: int, t0: float, t1: float) -> np.ndarray:
+    signals = record.signals_mv.copy()
+    signals[int(t0 * record.fs) : int(t1 * record.fs), lead] = FLAT_MV
+    return signals
+
+
+def beats_in(events: list, record: Record, t0: float, t1: float) -> tuple[float, float, int]:
+    """Share of the reference beats in [t0, t1) s found, and of the V beats labelled V."""
+    ref = record.reference()
+    lo, hi = int(t0 * record.fs), int(t1 * record.fs)
+    beats = [e.beat for e in events if isinstance(e, BeatEvent) and lo <= e.beat.sample < hi]
+    in_span = (ref.beat_sample >= lo) & (ref.beat_sample < hi)
+    samples = ref.beat_sample[in_span]
+    classes = [c for c, inside in zip(ref.beat_class, in_span, strict=True) if inside]
+    match = match_beats(samples, [b.sample for b in beats], tolerance_samples(record.fs))
+    found = len(match.ref_index) / len(samples)
+    v_ref = sum(c == "V" for c in classes)
+    v_hit = sum(
+        classes[r] == "V" and beats[d].label == "V"
+        for r, d in zip(match.ref_index, match.det_index, strict=True)
+    )
+    return found, v_hit / max(v_ref, 1), v_ref
+
+
+def run(analyzer: Analyzer, signals: np.ndarray, sizes: list[int] | None = None) -> list:
+    parts = [signals] if sizes is None else list(chunks(signals, sizes))
+    return [e for part in parts for e in analyzer.feed(part)] + analyzer.flush()
+
+
+def test_beats_go_on_from_the_backup_lead_while_the_analysis_lead_is_off() -> None:
+    # mitdb 119: ventricular bigeminy; MLII detached for 5 minutes, V1 carries the beats
+    record = bundled("mitdb/119")
+    signals = detach(record, 0, 100.0, 400.0)
+    analyzer = Analyzer(record.fs, record.leads)
+    assert (analyzer.analysis_lead, analyzer.confirming_lead) == (0, 1)
+    events = run(analyzer, signals)
+    assert [(e.lead, e.off) for e in events if isinstance(e, LeadOffEvent)] == [
+        ("MLII", True),
+        ("MLII", False),
+    ]
+    found, v_found, n_v = beats_in(events, record, 102.0, 398.0)
+    assert n_v > 70
+    assert found >= 0.99, f"{found:.3f} of the beats found while MLII was off"
+    assert v_found >= 0.95, f"{v_found:.3f} of the PVCs labelled V while MLII was off"
+    # one beat stream: strictly increasing, no beat twice across the switches
+    samples = [e.beat.sample for e in events if isinstance(e, BeatEvent)]
+    assert all(b - a >= 0.2 * record.fs for a, b in itertools.pairwise(samples))
+    # nothing is lost at the hand-over and hand-back
+    found_all, _, _ = beats_in(events, record, 30.0, 500.0)
+    assert found_all >= 0.99
+    labels = {e.label for e in events if isinstance(e, EpisodeStart)}
+    assert not labels & {"ASYSTOLE", "PAUSE", "BRADY"}
+
+
+def test_without_a_backup_lead_the_detached_span_has_no_beats() -> None:
+    record = bundled("mitdb/119")
+    signals = detach(record, 0, 400.0, 700.0)[:, :1]
+    events = run(Analyzer(record.fs, record.leads[:1]), signals)
+    found, _, _ = beats_in(events, record, 402.0, 698.0)
+    assert found < 0.01  # the hand-over above is what finds them
+
+
+def test_the_monitor_lead_off_bit_hands_over_too() -> None:
+    record = bundled("mitdb/100")
+    signals = record.signals_mv[: int(120 * record.fs)].copy()
+    rng = np.random.default_rng(5)
+    lo, hi = int(40 * record.fs), int(80 * record.fs)
+    signals[lo:hi, 0] = rng.normal(0.0, 0.5, hi - lo)  # a loose electrode: noise, not ECG
+    analyzer = Analyzer(record.fs, record.leads)
+    events: list = []
+    step = int(record.fs // 10)
+    for start in range(0, len(signals), step):
+        part = signals[start : start + step]
+        off = lo <= start < hi
+        events.extend(analyzer.feed(part, lead_off=[off, False]))
+    events.extend(analyzer.flush())
+    found, _, _ = beats_in(events, record, 41.0, 79.0)
+    assert found >= 0.99
+    beats = [e.beat for e in events if isinstance(e, BeatEvent) and lo <= e.beat.sample < hi]
+    assert all(b.label != "Q" for b in beats[10:])
+
+
+@settings(max_examples=5)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=20))
+def test_hand_over_does_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
+    record = bundled("mitdb/119")
+    signals = detach(record, 0, 60.0, 95.5)[: int(150 * record.fs)]
+    whole = run(Analyzer(record.fs, record.leads), signals)
+    chunked = run(Analyzer(record.fs, record.leads), signals, sizes)
+    assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
+
+
+def test_expired_beats_get_the_label_the_next_beat_would_give() -> None:
+    # the last beat before a pause is labelled once the pause is long enough to count in full
+    # (2 normal RRs), not when the next beat comes; the label must be the same
+    record = bundled("mitdb/201")
+    lead = record.lead(0)
+    fs = record.fs
+
+    def labels(expire: bool) -> tuple[list[Beat], int]:
+        qrs, classifier = QrsDetector(fs), BeatClassifier(fs)
+        out: list[Beat] = []
+        expired = 0
+        for part in chunks(lead, [int(fs // 4)]):
+            classifier.feed(part)
+            for peak in qrs.feed(part):
+                out.extend(classifier.add_peak(peak.sample))
+            out.extend(classifier.ready_beats())
+            if expire:
+                early = classifier.expire(qrs.horizon)
+                expired += len(early)
+                out.extend(early)
+        out.extend(b for p in qrs.flush() for b in classifier.add_peak(p.sample))
+        return out + classifier.flush(), expired
+
+    waited, _ = labels(expire=False)
+    early, expired = labels(expire=True)
+    assert expired >= 3  # 201 has pauses of 2-3 s
+    assert early == waited
+
+
+def beat(sample: int, label: str = "N") -> ChainBeat:
+    return ChainBeat(Beat(sample, label, 800.0, 80.0, 1), None)  # type: ignore[arg-type]
+
+
+def test_merger_waits_for_the_backup_to_settle_after_the_lead_comes_back() -> None:
+    merger = BeatMerger(100.0)  # blocks of 100 samples = 1 s
+    off = [False, True, True, False, False, False, False, False]
+    for i, analysis_off in enumerate(off):
+        merger.judge(100 * i, 100 * (i + 1), analysis_off=analysis_off, backup_off=False)
+    merger.add(0, [beat(s) for s in (50, 150, 350, 450, 560, 650, 750)])
+    merger.add(1, [beat(s + 5) for s in (50, 150, 250, 350, 450, 560, 650, 750)])
+    released = merger.release((800, 800))
+    # the backup owns the two off blocks and the SETTLE_S (3 s) after the lead came back
+    assert [(chain, b.beat.sample) for chain, b in released] == [
+        (0, 50),
+        (1, 155),
+        (1, 255),
+        (1, 355),
+        (1, 455),
+        (1, 565),
+        (0, 650),
+        (0, 750),
+    ]
+    assert [b.beat.rr_ms for _, b in released[1:]] == [
+        1050.0,
+        1000.0,
+        1000.0,
+        1000.0,
+        1100.0,
+        850.0,
+        1000.0,
+    ]
+
+
+def test_merger_holds_beats_a_chain_may_still_precede() -> None:
+    merger = BeatMerger(100.0)
+    merger.judge(0, 100, analysis_off=False, backup_off=False)
+    merger.judge(100, 200, analysis_off=True, backup_off=False)
+    merger.add(0, [beat(40)])
+    merger.add(1, [beat(160)])
+    # the backup could still report a beat at 100-159: only the analysis lead's beat is out
+    assert [b.beat.sample for _, b in merger.release((100, 120))] == [40]
+    assert [b.beat.sample for _, b in merger.release((100, 200))] == [160]
