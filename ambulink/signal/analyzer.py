@@ -6,7 +6,7 @@ ends (each start with a 10 s evidence window), lead off/on and signal-quality ch
 
 Quality and lead-off are judged on every lead. Beats and rhythm run on one analysis lead,
 chosen by name (II, then MLII, I, V5, ...) or given; while it is off, on a backup lead (the
-confirming lead, see ``ambulink.signal.lead_chain``). VF is judged on the analysis lead only.
+confirming lead, see ``ambulink.signal.lead_chain``), which also has a say on VF then.
 Feeding a stream in any chunk sizes yields the same events: within one call they are sorted by
 ``event_order``; a different chunking may return an event in a later call, never a different
 event.
@@ -35,7 +35,13 @@ from ambulink.signal.events import (
     event_order,
 )
 from ambulink.signal.hr import HeartRateMeter, RRStats
-from ambulink.signal.lead_chain import BACKUP_IDENT_BASE, BeatChain, BeatMerger, ChainBeat
+from ambulink.signal.lead_chain import (
+    BACKUP_IDENT_BASE,
+    BeatChain,
+    BeatMerger,
+    ChainBeat,
+    VfVote,
+)
 from ambulink.signal.quality import BlockQuality, StreamQuality
 from ambulink.signal.rhythm import (
     GapMonitor,
@@ -144,7 +150,6 @@ class Analyzer:
         self._block = max(int(round(PROCESS_BLOCK_S * fs)), 1)
         self._held: list[NDArray[np.float64]] = []
         self._n_held = 0
-        self._vf = VfDetector(fs)
         self._af = AfDetector(fs)
         self._last_beat: int | None = None
         self._hr = HeartRateMeter(fs)
@@ -167,6 +172,9 @@ class Analyzer:
         if self.confirming_lead is not None:
             self._chains.append(BeatChain(fs, ident_base=BACKUP_IDENT_BASE))
         self._merger = BeatMerger(fs)
+        self._vf = [VfDetector(fs) for _ in self._chains]  # analysis lead, backup
+        self._vf_vote = VfVote()
+        self._backup_owns = False
         self._gap_peaks: list[int] = []
         self._judged_until = 0  # quality known for the gap leads up to here
         self._fed = 0
@@ -207,6 +215,9 @@ class Analyzer:
 
     def _process(self, x: NDArray[np.float64]) -> list[StreamEvent]:
         events: list[AnalyzerEvent] = []
+        # ownership changes (chain -1) and VF transitions, keyed by the sample that made them
+        # known: within one call they are handled in that order, whatever the chunking
+        vf_news: list[tuple[int, int, Transition]] = []
         gap_leads = {self.analysis_lead}
         if self.confirming_lead is not None:
             gap_leads.add(self.confirming_lead)
@@ -219,18 +230,22 @@ class Analyzer:
             if all(off[i] for i in gap_leads):
                 self._gaps.lead_off(start, end)
             backup_off = self.confirming_lead is None or off[self.confirming_lead]
-            self._merger.judge(
+            backup = self._merger.judge(
                 start, end, analysis_off=off[self.analysis_lead], backup_off=backup_off
             )
+            if backup != self._backup_owns:
+                self._backup_owns = backup
+                vf_news.append((end, -1, Transition(start, backup, end)))
             self._judged_until = end
         for chain, lead_index in zip(self._chains, self._chain_leads(), strict=True):
             peaks, beats = chain.feed(np.ascontiguousarray(x[:, lead_index]))
             self._add_beats(chain, peaks, beats)
         events.extend(self._release_beats(final=False))
         events.extend(self._advance_gaps(final=False))
-        lead = np.ascontiguousarray(x[:, self.analysis_lead])
-        for transition in self._vf.feed(lead):
-            events.extend(self._waveform_change("VF", transition))
+        for source, (vf, lead) in enumerate(zip(self._vf, self._chain_leads(), strict=True)):
+            for t in vf.feed(np.ascontiguousarray(x[:, lead])):
+                vf_news.append((t.decided_at + 1, source, t))  # known once decided_at is fed
+        events.extend(self._vote_vf(vf_news))
         out: list[StreamEvent] = list(events)
         if self._st is not None:
             out.extend(self._st.feed(x))
@@ -310,6 +325,18 @@ class Analyzer:
         self._last_beat = beat.sample
         for transition in self._af.push(beat.sample, label, coherence):
             out.extend(self._waveform_change("AF", transition))
+        return out
+
+    def _vote_vf(self, news: list[tuple[int, int, Transition]]) -> list[AnalyzerEvent]:
+        out: list[AnalyzerEvent] = []
+        for _, chain, t in sorted(news, key=lambda n: (n[0], n[1])):
+            votes = (
+                self._vf_vote.owner(t.active, t.decided_at)
+                if chain < 0
+                else self._vf_vote.transition(chain, t)
+            )
+            for vote in votes:
+                out.extend(self._waveform_change("VF", vote))
         return out
 
     def _waveform_change(

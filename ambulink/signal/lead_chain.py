@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from ambulink.signal.atrial import AtrialCoherence
 from ambulink.signal.beats import BeatClassifier
-from ambulink.signal.events import Beat
+from ambulink.signal.events import Beat, Transition
 from ambulink.signal.qrs import QrsDetector
 
 SETTLE_S = 3.0  # a lead back on is trusted after this long (its filters and levels settle)
@@ -98,20 +98,23 @@ class BeatMerger:
         self._last: int | None = None  # sample of the last released beat
         self._last_chain = 0  # ... and its chain
 
-    def judge(self, start: int, end: int, *, analysis_off: bool, backup_off: bool) -> None:
-        """The quality of the block ``[start, end)`` (blocks come in stream order)."""
+    def judge(self, start: int, end: int, *, analysis_off: bool, backup_off: bool) -> bool:
+        """The quality of the block ``[start, end)`` (blocks come in stream order); returns
+        whether the backup owns it."""
         if analysis_off:
             self._back_on = None
         elif self._back_on is None and self._judged > 0 and self._was_off:
             self._back_on = start
         self._was_off = analysis_off
         settling = self._back_on is not None and start - self._back_on < self._settle
-        if (analysis_off or settling) and not backup_off:
+        backup = (analysis_off or settling) and not backup_off
+        if backup:
             if self._spans and self._spans[-1][1] == start:
                 self._spans[-1] = (self._spans[-1][0], end)
             else:
                 self._spans.append((start, end))
         self._judged = end
+        return backup
 
     def add(self, chain: int, beats: list[ChainBeat]) -> None:
         self._held.extend((b.beat.sample, chain, b) for b in beats)
@@ -170,3 +173,55 @@ class BeatMerger:
             if chain == 0 and start <= sample < end:
                 return min(end, self._judged)
         return self._judged
+
+
+class VfVote:
+    """VF/VFL from the analysis lead's detector (chain 0) and, while the backup owns the
+    stream, from the backup lead's (chain 1).
+
+    The backup's VF counts once it is active while the backup owns the stream (ownership
+    ``owner`` events) and keeps counting until its own offset, so a returning analysis lead
+    does not split an ongoing VF while its detector gathers its windows. VF is on while either
+    counts. Feed ownership changes and both detectors' transitions in the order of the sample
+    at which each became known (``Analyzer`` sorts them), and the output depends on the signal
+    alone.
+    """
+
+    def __init__(self) -> None:
+        self._active = [False, False]
+        self._onset = [0, 0]
+        self._backup_counts = False
+        self._backup_owns = False
+
+    @property
+    def on(self) -> bool:
+        return self._active[0] or self._backup_counts
+
+    def owner(self, backup: bool, known_at: int) -> list[Transition]:
+        """Ownership is the backup's (``backup``) from the block that ended at ``known_at``."""
+        was = self.on
+        self._backup_owns = backup
+        if backup and self._active[1]:
+            self._backup_counts = True
+        return self._change(was, self._onset[1], known_at)
+
+    def transition(self, chain: int, t: Transition) -> list[Transition]:
+        """A transition of chain ``chain``'s VF detector."""
+        was = self.on
+        self._active[chain] = t.active
+        if t.active:
+            self._onset[chain] = t.sample
+        if chain == 1:
+            self._backup_counts = t.active and (self._backup_owns or self._backup_counts)
+        return self._change(was, t.sample, t.decided_at)
+
+    def _change(self, was: bool, sample: int, decided_at: int) -> list[Transition]:
+        if self.on == was:
+            return []
+        if self.on:
+            onset = min(o for o, a in zip(self._onset, self._counting(), strict=True) if a)
+            return [Transition(onset, True, decided_at)]
+        return [Transition(sample, False, decided_at)]
+
+    def _counting(self) -> tuple[bool, bool]:
+        return self._active[0], self._backup_counts

@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from ambulink.evaluation.matching import match_beats, tolerance_samples
 from ambulink.signal.analyzer import Analyzer
 from ambulink.signal.beats import BeatClassifier
-from ambulink.signal.events import Beat, BeatEvent, EpisodeStart, LeadOffEvent, event_order
+from ambulink.signal.events import (
+    Beat,
+    BeatEvent,
+    EpisodeEnd,
+    EpisodeStart,
+    LeadOffEvent,
+    event_order,
+)
 from ambulink.signal.lead_chain import BeatMerger, ChainBeat
 from ambulink.signal.qrs import QrsDetector
 from tests.conftest import Record, bundled
@@ -180,3 +187,40 @@ def test_merger_holds_beats_a_chain_may_still_precede() -> None:
     # the backup could still report a beat at 100-159: only the analysis lead's beat is out
     assert [b.beat.sample for _, b in merger.release((100, 120))] == [40]
     assert [b.beat.sample for _, b in merger.release((100, 200))] == [160]
+
+
+def vf_episodes(events: list) -> list[tuple[int, int]]:
+    return [(e.start, e.end) for e in events if isinstance(e, EpisodeEnd) and e.label == "VF"]
+
+
+def test_vf_is_raised_from_the_backup_lead_while_the_analysis_lead_is_off() -> None:
+    record = bundled("vfdb/418")
+    onset = min(e.start for e in record.reference().episodes if e.label == "VF")
+    lo = onset - int(60 * record.fs)
+    signals = record.signals_mv[lo : onset + int(30 * record.fs)].copy()
+    signals[:, 0] = FLAT_MV  # the first ECG lead detached throughout
+    events = run(Analyzer(record.fs, record.leads), signals)
+    starts = [e for e in events if isinstance(e, EpisodeStart) and e.label == "VF"]
+    assert starts, "no VF raised from the second lead"
+    assert (starts[0].decided_at + lo - onset) / record.fs <= 10.0
+    alone = run(Analyzer(record.fs, record.leads[:1]), signals[:, :1])
+    assert not vf_episodes(alone)  # the flat lead alone shows nothing
+
+
+@settings(max_examples=4)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=6000), min_size=1, max_size=20))
+def test_vf_goes_on_when_the_analysis_lead_comes_off_during_it(sizes: list[int]) -> None:
+    # vfdb 422: VT then VF, called VF from the start of this excerpt; lead 0 detached after 130 s
+    record = bundled("vfdb/422")
+    onset = min(e.start for e in record.reference().episodes if e.label == "VF")
+    signals = record.signals_mv[onset - int(120 * record.fs) : onset + int(120 * record.fs)]
+    signals = signals.copy()
+    signals[int(130 * record.fs) :, 0] = FLAT_MV
+    whole = run(Analyzer(record.fs, record.leads), signals)
+    assert len(vf_episodes(whole)) == 1  # one VF, not ended by the detachment
+    start, end = vf_episodes(whole)[0]
+    assert start < 130 * record.fs and end == len(signals)
+    chunked = run(Analyzer(record.fs, record.leads), signals, sizes)
+    assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
+    alone = run(Analyzer(record.fs, record.leads[:1]), signals[:, :1])
+    assert vf_episodes(alone)[0][1] < 140 * record.fs  # the analysis lead alone loses it
