@@ -143,17 +143,8 @@ class AlarmService:
                     )
                 case "stemi_cleared":
                     effects = self.ledger.clear(case_id, AlarmKind.STEMI, now=now)
-                case "lead_off" if data.get("off"):
-                    effects = self.ledger.raise_alarm(
-                        case_id,
-                        AlarmKind.LEAD_OFF,
-                        now=now,
-                        onset_at=onset_at,
-                        delayed=delayed,
-                        evidence={"lead": data.get("lead")},
-                    )
                 case "lead_off":
-                    effects = self.ledger.clear(case_id, AlarmKind.LEAD_OFF, now=now)
+                    effects = self._lead_off(case_id, data, now, onset_at, delayed)
                 case "no_signal":
                     effects = self.ledger.raise_alarm(
                         case_id, AlarmKind.NO_SIGNAL, now=now, onset_at=onset_at
@@ -163,6 +154,34 @@ class AlarmService:
                 case _:
                     return
             await self._apply(effects)
+
+    def _lead_off(
+        self, case_id: str, data: dict[str, object], now: float, onset_at: float, delayed: bool
+    ) -> list[Effect]:
+        """One lead-off alarm per case while any lead is off; its evidence names them all, so
+        one lead coming back does not clear the alarm of another that is still off."""
+        lead = str(data.get("lead"))
+        alarm = self.ledger.current(case_id, AlarmKind.LEAD_OFF)
+        known = (alarm.evidence or {}).get("leads") if alarm is not None else None
+        off = {str(name) for name in known} if isinstance(known, list) else set()
+        if alarm is not None and not off:  # raised before leads were listed
+            off = {str((alarm.evidence or {}).get("lead"))}
+        if data.get("off"):
+            off.add(lead)
+        else:
+            off.discard(lead)
+            if not off:
+                return self.ledger.clear(case_id, AlarmKind.LEAD_OFF, now=now)
+            if alarm is None:
+                return []
+        return self.ledger.raise_alarm(
+            case_id,
+            AlarmKind.LEAD_OFF,
+            now=now,
+            onset_at=onset_at if alarm is None else alarm.onset_at,
+            delayed=delayed,
+            evidence={"lead": lead if data.get("off") else sorted(off)[0], "leads": sorted(off)},
+        )
 
     async def receipt(self, alarm_id: str, member_id: str, role: str) -> None:
         async with self._lock:

@@ -93,3 +93,24 @@ def test_a_second_ack_is_refused_and_changes_nothing(tmp_path: Path) -> None:
             assert service.ledger.get(alarm_id).counter == counter
 
     asyncio.run(scenario())
+
+
+def test_one_lead_back_on_does_not_clear_the_alarm_of_another_still_off(
+    tmp_path: Path,
+) -> None:
+    def lead(name: str, off: bool) -> dict[str, object]:
+        return {"kind": "lead_off", "lead": name, "off": off, "at": 1_800_000_000.0}
+
+    async def run() -> list[list[object]]:
+        bus = InMemoryBus()
+        seen: list[list[object]] = []
+        async with AlarmService(bus, tmp_path / "alarms.sqlite3").running() as service:
+            for name, off in [("MLII", True), ("V1", True), ("MLII", False), ("V1", False)]:
+                await service.on_event("case-1", lead(name, off))
+                seen.append(
+                    [a["evidence"]["leads"] for a in service.active("case-1")  # type: ignore[index]
+                     if a["kind"] == "lead_off" and a["phase"] == "active"]
+                )  # fmt: skip
+        return seen
+
+    assert asyncio.run(run()) == [[["MLII"]], [["MLII", "V1"]], [["V1"]], []]

@@ -277,3 +277,36 @@ def test_the_crew_sees_the_alarms_to_act_on_first(tmp_path: Path) -> None:
     ]
     order = asyncio.run(alarm_order_scenario(tmp_path, alarms))
     assert order == ["high-newer", "high-latched", "high", "medium", "high-acked", "low-cleared"]
+
+
+ALARM_TITLES = """async (alarms) => {
+  const { renderAlarms } = await import("/web/crew/panels.js");
+  const { alarmTitle } = await import("/web/js/alarm_text.js");
+  const list = document.createElement("ul");
+  renderAlarms(list, alarms, () => true);
+  return {
+    crew: [...list.querySelectorAll("li b")].map((b) => b.textContent),
+    titles: alarms.map(alarmTitle),
+  };
+}"""
+
+
+def test_a_lead_off_alarm_names_the_leads_that_are_off(tmp_path: Path) -> None:
+    alarms = [
+        {**crew_alarm("off", "medium", "active", 10.0, acked=False), "kind": "lead_off",
+         "evidence": {"lead": "V1", "leads": ["MLII", "V1"]}},
+        {**crew_alarm("vt", "high", "active", 11.0, acked=False)},
+        {**crew_alarm("old", "medium", "cleared", 9.0, acked=True), "kind": "lead_off",
+         "evidence": {"lead": "II"}},  # raised before alarms listed every lead
+    ]  # fmt: skip
+
+    async def scenario() -> dict[str, list[str]]:
+        async with running_hub(tmp_path / "hub") as hub, chromium() as browser:
+            page = await browser.new_page()
+            await page.goto(f"{hub.url}/healthz")
+            seen: dict[str, list[str]] = await page.evaluate(ALARM_TITLES, alarms)
+            return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["titles"] == ["Lead off: MLII, V1", "VT", "Lead off: II"]
+    assert seen["crew"] == ["VT", "Lead off: MLII, V1", "Lead off: II (cleared)"]

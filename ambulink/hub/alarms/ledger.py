@@ -137,6 +137,11 @@ class AlarmLedger:
         except KeyError:
             raise UnknownAlarm(f"no alarm {alarm_id!r} on this hub") from None
 
+    def current(self, case_id: str | None, kind: AlarmKind) -> Alarm | None:
+        """The ACTIVE alarm of ``kind`` for ``case_id``, if its condition still holds."""
+        alarm_id = self._current.get((case_id, kind, None))
+        return None if alarm_id is None else self._alarms[alarm_id]
+
     def active(self, case_id: str | None = None) -> list[Alarm]:
         """Unfinished alarms (ACTIVE, or latched HIGH), most urgent first, each once with its
         newest counter: what a (re)connecting client must show. With ``case_id``: that case's

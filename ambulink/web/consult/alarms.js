@@ -8,6 +8,7 @@
 // when it ends).
 
 import { rankOf } from "/web/js/alarm_order.js";
+import { alarmName, alarmTitle } from "/web/js/alarm_text.js";
 
 export class AlarmBanner {
   /**
@@ -56,7 +57,7 @@ export class AlarmBanner {
       const text = document.createElement("span");
       text.className = "what";
       const when = new Date(a.onset_at * 1000).toLocaleTimeString();
-      text.textContent = `${label(a.kind)} — ${a.priority} priority${a.phase === "cleared" ? " (cleared)" : ""}` +
+      text.textContent = `${alarmTitle(a)} — ${a.priority} priority${a.phase === "cleared" ? " (cleared)" : ""}` +
         `${a.delayed ? " — delayed, from backfill" : ""} since ${when}`;
       banner.append(text);
       if (paused(a)) {
@@ -112,9 +113,5 @@ function button(text, name, onclick) {
   return b;
 }
 
-const LABELS = {
-  asystole: "ASYSTOLE", vf: "VF", vt: "VT", stemi: "STEMI criteria", brady: "Bradycardia",
-  tachy: "Tachycardia", pause: "Pause", af: "AF onset", lead_off: "Lead off", no_signal: "NO SIGNAL",
-  link_degraded: "Link degraded", not_delivered: "Alarm not delivered", alarm_system_failure: "Alarm system failure",
-};
-export function label(kind) { return LABELS[kind] ?? String(kind).toUpperCase(); }
+/** The display name of an alarm kind (shared with the crew and dispatch pages). */
+export const label = alarmName;

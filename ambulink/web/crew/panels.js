@@ -1,6 +1,7 @@
 // Rendering of the crew page's panels: link and buffer, alarms, advice and decisions.
 
 import { byUrgency } from "/web/js/alarm_order.js";
+import { alarmTitle } from "/web/js/alarm_text.js";
 
 function text(tag, content, cls) {
   const node = document.createElement(tag);
@@ -39,7 +40,7 @@ export function renderAlarms(root, alarms, onAck) {
   root.replaceChildren(...shown.map((a) => {
     const li = text("li", "", `alarm p-${a.priority}${a.phase === "cleared" ? " cleared" : ""}`);
     li.dataset.alarmId = a.alarm_id;
-    li.append(text("b", `${a.kind.replace(/_/g, " ").toUpperCase()}${a.phase === "cleared" ? " (cleared)" : ""}`),
+    li.append(text("b", `${alarmTitle(a)}${a.phase === "cleared" ? " (cleared)" : ""}`),
       text("span", ` ${a.priority} · since ${clock(a.onset_at)}`));
     if (a.acks.length) {
       // Ack times are the hub's alarm clock (monotonic), comparable with raised_at only.

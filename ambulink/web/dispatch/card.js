@@ -1,6 +1,7 @@
 // The selected unit's card: status and its history, case and destination, open alarms with an
 // acknowledge button, and a small graph of the link (RTT, loss, uplink bitrate) over 10 min.
 
+import { alarmTitle } from "/web/js/alarm_text.js";
 import { formatAge } from "./list.js";
 
 const GRAPH_S = 600;
@@ -52,7 +53,7 @@ export class UnitCard {
     const alarmList = document.createElement("ul");
     alarmList.className = "alarms";
     for (const a of alarms) {
-      const li = text("li", `${a.kind.replace(/_/g, " ").toUpperCase()} (${a.priority})${a.phase === "cleared" ? " cleared" : ""}`, `p-${a.priority}`);
+      const li = text("li", `${alarmTitle(a)} (${a.priority})${a.phase === "cleared" ? " cleared" : ""}`, `p-${a.priority}`);
       li.dataset.alarmId = a.alarm_id;
       if (a.acks?.length) li.append(text("span", ` — acknowledged by ${a.acks.map((k) => k[0]).join(", ")}`, "acked"));
       else {
