@@ -2,7 +2,8 @@
 
 Fed (n_samples, n_leads) chunks of a stream (int16 with ``gain``, or float mV) and, optionally,
 the monitor's lead-off bits; returns typed events: beats, heart rate, rhythm episode starts and
-ends (each start with a 10 s evidence window), lead off/on and signal-quality changes.
+ends (each start with a 10 s evidence window), lead off/on, signal-quality changes and the
+lead beats and rhythm come from when it changes.
 
 Quality and lead-off are judged on every lead. Beats and rhythm run on one analysis lead,
 chosen by name (II, then MLII, I, V5, ...) or given; while it is off, on a backup lead (the
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 from ambulink.errors import SignalError
 from ambulink.signal.af import AfDetector
 from ambulink.signal.events import (
+    AnalysisLeadEvent,
     AnalyzerEvent,
     BeatEvent,
     EpisodeEnd,
@@ -236,6 +238,8 @@ class Analyzer:
             if backup != self._backup_owns:
                 self._backup_owns = backup
                 vf_news.append((end, -1, Transition(start, backup, end)))
+                lead = self._chain_leads()[1 if backup else 0]
+                events.append(AnalysisLeadEvent(self.leads[lead], start, backup))
             self._judged_until = end
         for chain, lead_index in zip(self._chains, self._chain_leads(), strict=True):
             peaks, beats = chain.feed(np.ascontiguousarray(x[:, lead_index]))

@@ -118,12 +118,31 @@ class QualityEvent:
     kind: Literal["quality"] = "quality"
 
 
-AnalyzerEvent = BeatEvent | HeartRateEvent | EpisodeStart | EpisodeEnd | LeadOffEvent | QualityEvent
+@dataclass(frozen=True, slots=True)
+class AnalysisLeadEvent:
+    """Beats and rhythm come from ``lead`` from ``sample`` on: the backup lead (``backup``)
+    while the analysis lead is off, or the analysis lead again."""
+
+    lead: str
+    sample: int
+    backup: bool
+    kind: Literal["analysis_lead"] = "analysis_lead"
+
+
+AnalyzerEvent = (
+    BeatEvent
+    | HeartRateEvent
+    | EpisodeStart
+    | EpisodeEnd
+    | LeadOffEvent
+    | QualityEvent
+    | AnalysisLeadEvent
+)
 
 
 def event_order(event: AnalyzerEvent) -> tuple[int, int, str]:
     """Sort key: the sample an event is about, then a fixed kind order, then its label."""
-    rank = ("lead_off", "quality", "episode_end", "beat", "hr", "episode_start")
+    rank = ("lead_off", "quality", "analysis_lead", "episode_end", "beat", "hr", "episode_start")
     match event:
         case BeatEvent(beat=beat):
             return (beat.sample, rank.index("beat"), "")
@@ -137,3 +156,5 @@ def event_order(event: AnalyzerEvent) -> tuple[int, int, str]:
             return (sample, rank.index("lead_off"), lead)
         case QualityEvent(sample=sample, lead=lead):
             return (sample, rank.index("quality"), lead)
+        case AnalysisLeadEvent(sample=sample, lead=lead):
+            return (sample, rank.index("analysis_lead"), lead)

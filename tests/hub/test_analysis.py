@@ -103,3 +103,46 @@ def test_events_of_an_analyzer_started_mid_stream_are_moved_to_stream_positions(
     after_join = {s for s in beats_late if s > offset + 20 * 250}
     assert len(after_join & beats_whole) >= 0.95 * len(after_join) > 50
     assert shift_event(starts[0], 0) is starts[0]
+
+
+def test_monitor_lead_off_bits_move_the_analysis_to_the_backup_lead() -> None:
+    from ambulink.hub.ingest import event_json
+    from ambulink.protocol.messages import StreamOpen
+    from ambulink.signal.events import AnalysisLeadEvent
+
+    rec = wfdb.rdrecord(record_path("mitdb/100"), physical=False, sampto=360 * 120)
+    adc = (rec.d_signal - np.asarray(rec.baseline)).astype(np.int16)
+    fs, leads, gain = float(rec.fs), list(rec.sig_name), float(rec.adc_gain[0])
+    off_from, off_to = int(40 * fs), int(80 * fs)
+
+    async def run() -> list[StreamEvent]:
+        analysis = ThreadAnalysis()
+        events: list[StreamEvent] = []
+        try:
+            spec = StreamSpec(("case-1", 1, 0), fs, tuple(leads), gain)
+            for start in range(0, len(adc), BLOCK):
+                off = off_from <= start < off_to  # the monitor says MLII's electrode is off
+                events += await analysis.feed(spec, adc[start : start + BLOCK], [off, False])
+        finally:
+            analysis.close()
+        return events
+
+    events = asyncio.run(run())
+    moves = [e for e in events if isinstance(e, AnalysisLeadEvent)]
+    assert [(e.lead, e.backup) for e in moves] == [("V5", True), ("MLII", False)]
+    assert abs(moves[0].sample - off_from) <= fs  # judged per 1 s block
+    beats = [e.beat.sample for e in events if isinstance(e, BeatEvent)]
+    during = [b for b in beats if off_from + fs <= b < off_to - fs]
+    assert len(during) >= 0.9 * (off_to - off_from - 2 * fs) / fs  # ~75 /min go on from V5
+    opened = StreamOpen(
+        case_id="case-1", unit_id="amb-1", stream_id=1, fs=360, leads=leads, gain=gain,
+        started_at=1_800_000_000.0,
+    )  # fmt: skip
+    data = event_json(moves[0], opened, now=1_800_000_100.0, fs=fs)
+    assert {k: data[k] for k in ("kind", "lead", "backup", "stream_id")} == {
+        "kind": "analysis_lead",
+        "lead": "V5",
+        "backup": True,
+        "stream_id": 1,
+    }
+    assert data["at"] == pytest.approx(1_800_000_000.0 + moves[0].sample / fs)

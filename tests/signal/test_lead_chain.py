@@ -8,6 +8,7 @@ from ambulink.evaluation.matching import match_beats, tolerance_samples
 from ambulink.signal.analyzer import Analyzer
 from ambulink.signal.beats import BeatClassifier
 from ambulink.signal.events import (
+    AnalysisLeadEvent,
     Beat,
     BeatEvent,
     EpisodeEnd,
@@ -63,6 +64,11 @@ def test_beats_go_on_from_the_backup_lead_while_the_analysis_lead_is_off() -> No
         ("MLII", True),
         ("MLII", False),
     ]
+    moves = [(e.lead, e.backup, e.sample) for e in events if isinstance(e, AnalysisLeadEvent)]
+    # V1 takes over with the first block judged off, MLII is back 3 s after it is on again
+    assert [(lead, backup) for lead, backup, _ in moves] == [("V1", True), ("MLII", False)]
+    assert abs(moves[0][2] - 100 * record.fs) <= record.fs
+    assert abs(moves[1][2] - 403 * record.fs) <= record.fs
     found, v_found, n_v = beats_in(events, record, 102.0, 398.0)
     assert n_v > 70
     assert found >= 0.99, f"{found:.3f} of the beats found while MLII was off"

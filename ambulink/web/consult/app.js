@@ -207,6 +207,10 @@ function presence(members) {
 
 function analysisEvent(event) {
   if (event.kind === "episode_start") notice(`${label(event.label?.toLowerCase() ?? "")} started${event.delayed ? " (from backfill)" : ""}`);
+  else if (event.kind === "analysis_lead") {
+    notice(event.backup ? `analysis lead off: heart rate and rhythm now from ${event.lead}`
+      : `heart rate and rhythm from ${event.lead} again`);
+  }
 }
 
 function showDataAge() {
