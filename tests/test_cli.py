@@ -1,3 +1,4 @@
+import contextlib
 import socket
 import subprocess
 import sys
@@ -76,3 +77,84 @@ def test_a_taken_port_is_a_clear_error(
     assert (data_dir / "kept").exists(), "nothing is deleted before the hub can start"
     assert f"ambulink hub: error: cannot listen on 127.0.0.1:{port}" in hub_err
     assert "AMBULINK_PORT" in hub_err
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"], ids=["terminal", "background-job"])
+def test_ctrl_c_stops_the_demo_its_fleet_and_its_analysis_worker(
+    tmp_path: Path, sigint: str
+) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the hub, the simulated fleet in it
+    # and the analysis worker. A background job ignores SIGINT; uvicorn still stops the server,
+    # and the demo must then stop its fleet rather than wait for it.
+    import os
+    import signal
+
+    from tests.servers import free_port
+
+    def start_session() -> None:
+        os.setsid()
+        if sigint == "ignored":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ambulink.cli", "demo", "--port", str(port), "--data-dir",
+         str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=start_session,
+        env={**os.environ, "AMBULINK_TOKEN_SECRET": "d" * 40},
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:  # the fleet is listed once every tablet has started
+            lines.append(line)
+            if "crew page amb-5" in line:
+                break
+        assert any("hub on" in line for line in lines), "".join(lines)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # serving
+        # the first ECG block starts the analysis worker: a fork server and its child, both
+        # ignoring SIGINT once they are up (a process still starting would die of it)
+        for _ in range(300):  # at most 30 s
+            if len(ignoring_sigint(descendants(demo.pid))) >= 2:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                demo.wait(timeout=0.1)
+            assert demo.poll() is None, "the demo stopped by itself"
+        assert len(ignoring_sigint(descendants(demo.pid))) >= 2, "no analysis worker started"
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)  # bounded: a hang fails here
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, rest
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+    assert "worker process died" not in rest, rest
+
+
+def descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (from /proc)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, ppid in parent.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def ignoring_sigint(pids: list[int]) -> list[int]:
+    """Those of ``pids`` whose SIGINT disposition is "ignore" (SigIgn in /proc/PID/status)."""
+    out = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+            if ignored & (1 << (2 - 1)):  # SIGINT is signal 2
+                out.append(pid)
+    return out

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
@@ -133,7 +134,9 @@ class ProcessAnalysis(_ExecutorAnalysis):
     def _pool() -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["ambulink.hub.analysis"])
-        return ProcessPoolExecutor(max_workers=1, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_ignore_interrupts
+        )
 
     async def feed(
         self, spec: StreamSpec, block: NDArray[np.int16], lead_off: list[bool] | None
@@ -147,6 +150,15 @@ class ProcessAnalysis(_ExecutorAnalysis):
             raise AnalysisUnavailable(
                 "the analysis worker process died; analysis restarts from the next block"
             ) from None
+
+
+def _ignore_interrupts() -> None:
+    """In the worker: Ctrl-C reaches a terminal's whole process group, and a service manager's
+    SIGTERM often the whole control group, but stopping the worker is the hub's job (it shuts
+    the pool down once ingest has stopped), not a signal that kills it mid-block. Should the hub
+    itself die, the worker's pipe closes and it exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 _POSITIONS = ("sample", "onset", "decided_at", "start", "end")

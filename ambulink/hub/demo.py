@@ -56,8 +56,19 @@ def crew_token(issuer: TokenIssuer, unit_id: str) -> Callable[[], str]:
     return lambda: issuer.mint(f"tablet-{unit_id}", "crew", unit=unit_id)
 
 
+class _ServerStopped(Exception):
+    """The demo's hub server has stopped: the fleet's tasks are cancelled."""
+
+
 async def run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> None:
-    """Run until cancelled (Ctrl-C)."""
+    """Run until cancelled or the server stops (Ctrl-C, SIGTERM)."""
+    try:
+        await _run_demo(port=port, data_dir=data_dir, secret=secret, out=out)
+    except* _ServerStopped:
+        pass
+
+
+async def _run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)  # a fresh demo each time: new cases, empty buffers
     password = secrets.token_urlsafe(6)
@@ -104,3 +115,7 @@ async def run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> No
         for line in fleet_lines:
             print(line, file=out)
         out.flush()
+        # The server stops on Ctrl-C or SIGTERM; the simulated fleet stops with it (else the
+        # task group would wait for tablets that reconnect forever).
+        await serving
+        raise _ServerStopped
