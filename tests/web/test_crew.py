@@ -281,17 +281,23 @@ def test_the_crew_sees_the_alarms_to_act_on_first(tmp_path: Path) -> None:
 
 ALARM_TITLES = """async (alarms) => {
   const { renderAlarms } = await import("/web/crew/panels.js");
-  const { alarmTitle } = await import("/web/js/alarm_text.js");
+  const { alarmTitle, analysisNotice } = await import("/web/js/alarm_text.js");
   const list = document.createElement("ul");
   renderAlarms(list, alarms, () => true);
   return {
     crew: [...list.querySelectorAll("li b")].map((b) => b.textContent),
     titles: alarms.map(alarmTitle),
+    notices: [
+      { kind: "analysis_lead", lead: "V1", backup: true },
+      { kind: "analysis_lead", lead: "MLII", backup: false },
+      { kind: "episode_start", label: "VT", delayed: true },
+      { kind: "quality", lead: "V1" },
+    ].map(analysisNotice),
   };
 }"""
 
 
-def test_a_lead_off_alarm_names_the_leads_that_are_off(tmp_path: Path) -> None:
+def test_lead_off_alarms_name_the_leads_and_a_lead_change_is_announced(tmp_path: Path) -> None:
     alarms = [
         {**crew_alarm("off", "medium", "active", 10.0, acked=False), "kind": "lead_off",
          "evidence": {"lead": "V1", "leads": ["MLII", "V1"]}},
@@ -300,13 +306,20 @@ def test_a_lead_off_alarm_names_the_leads_that_are_off(tmp_path: Path) -> None:
          "evidence": {"lead": "II"}},  # raised before alarms listed every lead
     ]  # fmt: skip
 
-    async def scenario() -> dict[str, list[str]]:
+    async def scenario() -> dict[str, list[str | None]]:
         async with running_hub(tmp_path / "hub") as hub, chromium() as browser:
             page = await browser.new_page()
             await page.goto(f"{hub.url}/healthz")
-            seen: dict[str, list[str]] = await page.evaluate(ALARM_TITLES, alarms)
+            seen: dict[str, list[str | None]] = await page.evaluate(ALARM_TITLES, alarms)
             return seen
 
     seen = asyncio.run(scenario())
     assert seen["titles"] == ["Lead off: MLII, V1", "VT", "Lead off: II"]
     assert seen["crew"] == ["VT", "Lead off: MLII, V1", "Lead off: II (cleared)"]
+    # the consult page's notices when the analysis moves to the backup lead and back
+    assert seen["notices"] == [
+        "analysis lead off: heart rate and rhythm now from V1",
+        "heart rate and rhythm from MLII again",
+        "VT started (from backfill)",
+        None,
+    ]

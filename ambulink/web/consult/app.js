@@ -8,6 +8,7 @@
 import { api, claims, clearToken, currentToken, demoLogin, openSocket } from "/web/js/session.js";
 import { Actions } from "./actions.js";
 import { AlarmBanner, label } from "./alarms.js";
+import { analysisNotice } from "/web/js/alarm_text.js";
 import { EcgView, twelveLeadIndices } from "./ecg.js";
 import { Timeline } from "./timeline.js";
 import { MediaRoom } from "./video.js";
@@ -206,11 +207,8 @@ function presence(members) {
 }
 
 function analysisEvent(event) {
-  if (event.kind === "episode_start") notice(`${label(event.label?.toLowerCase() ?? "")} started${event.delayed ? " (from backfill)" : ""}`);
-  else if (event.kind === "analysis_lead") {
-    notice(event.backup ? `analysis lead off: heart rate and rhythm now from ${event.lead}`
-      : `heart rate and rhythm from ${event.lead} again`);
-  }
+  const text = analysisNotice(event);
+  if (text) notice(text);
 }
 
 function showDataAge() {

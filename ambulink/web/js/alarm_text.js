@@ -16,3 +16,15 @@ export function alarmTitle(alarm) {
   const name = alarmName(alarm.kind);
   return alarm.kind === "lead_off" && Array.isArray(leads) && leads.length ? `${name}: ${leads.join(", ")}` : name;
 }
+
+/** The consult page's one-line notice for an analysis event, or null for none. */
+export function analysisNotice(event) {
+  if (event.kind === "episode_start") {
+    return `${alarmName(String(event.label ?? "").toLowerCase())} started${event.delayed ? " (from backfill)" : ""}`;
+  }
+  if (event.kind === "analysis_lead") {
+    return event.backup ? `analysis lead off: heart rate and rhythm now from ${event.lead}`
+      : `heart rate and rhythm from ${event.lead} again`;
+  }
+  return null;
+}
