@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ambulink.ambulance_client.media import MediaChoice
-from ambulink.ambulance_client.source import RecordReplay
+from ambulink.ambulance_client.source import Detachment, RecordReplay
 from ambulink.ambulance_client.telematics import (
     ChannelTransport,
     TelematicsRunner,
@@ -35,10 +35,13 @@ def build_client(
     vitals: bool = True,
     start_s: float = 0.0,
     media: MediaChoice | None = None,
+    detach: Detachment | None = None,
 ) -> AmbulanceClient:
     """A client replaying ``record`` (looping, from ``start_s``) for ``unit_id``, with
-    simulated vitals."""
-    source = RecordReplay(record, block_ms=40.0, speed=speed, loop=True, start_s=start_s)
+    simulated vitals (and, with ``detach``, an electrode that comes off now and then)."""
+    source = RecordReplay(
+        record, block_ms=40.0, speed=speed, loop=True, start_s=start_s, detach=detach
+    )
     simulator = None
     if vitals:
         seed = zlib.crc32(unit_id.encode())

@@ -40,6 +40,31 @@ class SampleBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class Detachment:
+    """A demo scenario: ``lead``'s electrode is off from ``off_s`` to ``on_s`` of every
+    ``every_s`` of stream time. The monitor then holds the lead flat at 0 and sets its lead-off
+    bit in the frame, as real monitors do."""
+
+    lead: str
+    off_s: float
+    on_s: float
+    every_s: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.off_s < self.on_s <= self.every_s:
+            raise ConfigError(
+                f"a detachment needs 0 <= off_s < on_s <= every_s, got {self.off_s}, "
+                f"{self.on_s}, {self.every_s}"
+            )
+
+    def off(self, samples: NDArray[np.int64], fs: int) -> NDArray[np.bool_]:
+        """Which of the stream ``samples`` fall while the electrode is off."""
+        phase = np.mod(samples / fs, self.every_s)
+        mask: NDArray[np.bool_] = (phase >= self.off_s) & (phase < self.on_s)
+        return mask
+
+
+@dataclass(frozen=True, slots=True)
 class _AdcRecord:
     samples: Int16Array  # (n, n_leads), zero at 0 mV, read-only
     fs: int
@@ -96,7 +121,8 @@ class RecordReplay:
     leads agree (all bundled records do), otherwise every lead is rescaled to the largest gain
     (or the smallest, if the largest would overflow int16). ``leads`` keeps the record's names
     (e.g. mitdb's ``"MLII"``, ptbdb's lower-case ``"ii"`` and its Frank leads ``"vx"``...).
-    Samples are baseline-corrected: 0 is 0 mV.
+    Samples are baseline-corrected: 0 is 0 mV. ``detach`` (a demo scenario) takes one lead's
+    electrode off periodically: flat samples and its lead-off bit in those frames.
     """
 
     def __init__(
@@ -109,6 +135,7 @@ class RecordReplay:
         start_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        detach: Detachment | None = None,
     ) -> None:
         if not (math.isfinite(speed) and speed > 0):
             raise ConfigError(f"replay speed must be a positive number, got {speed}")
@@ -140,6 +167,12 @@ class RecordReplay:
         self._samples_per_block = Fraction(block_ms) * record.fs / 1000
         self._clock = clock
         self._sleep = sleep
+        self._detach = detach
+        self._detached_lead: int | None = None
+        if detach is not None:
+            if detach.lead not in self.leads:
+                raise ConfigError(f"cannot detach lead {detach.lead!r}: {path} has {self.leads}")
+            self._detached_lead = self.leads.index(detach.lead)
 
     @property
     def n_samples(self) -> int:
@@ -159,6 +192,11 @@ class RecordReplay:
     def frame_at(self, k: int, stream_id: int) -> EcgFrame:
         """Block ``k`` as the ECG frame with seq ``k`` of ``stream_id`` (one frame per block)."""
         block = self.block_at(k)
+        lead_off = 0
+        if self._detach is not None and self._detached_lead is not None:
+            rows = np.arange(block.first_sample, block.first_sample + block.n_samples)
+            if self._detach.off(rows, self.fs).any():
+                lead_off = 1 << self._detached_lead
         (frame,) = frames_from_samples(
             block.samples,
             stream_id=stream_id,
@@ -167,11 +205,25 @@ class RecordReplay:
             first_sample=block.first_sample,
             first_seq=k,
             frame_samples=block.n_samples,
+            lead_off=lead_off,
         )
         return frame
 
     def block_at(self, k: int) -> SampleBlock:
         """Block ``k`` (from 0), without waiting: pure access for tests and backfill."""
+        block = self._record_block(k)
+        if self._detach is None or self._detached_lead is None:
+            return block
+        rows = np.arange(block.first_sample, block.first_sample + block.n_samples)
+        off = self._detach.off(rows, self.fs)
+        if not off.any():
+            return block
+        samples = block.samples.copy()
+        samples[off, self._detached_lead] = 0
+        samples.flags.writeable = False
+        return SampleBlock(block.first_sample, samples)
+
+    def _record_block(self, k: int) -> SampleBlock:
         n_blocks = self.n_blocks
         if k < 0 or (n_blocks is not None and k >= n_blocks):
             raise IndexError(f"block {k} is outside 0..{n_blocks} of {self.path}")

@@ -19,6 +19,7 @@ import uvicorn
 
 from ambulink.ambulance_client.media import MediaChoice
 from ambulink.ambulance_client.runner import build_client
+from ambulink.ambulance_client.source import Detachment
 from ambulink.data import record_path
 from ambulink.hub.app import create_app
 from ambulink.hub.demo_fleet import start_fleet
@@ -34,6 +35,7 @@ class DemoUnit:
     start_s: float
     what: str
     camera: bool = False  # a numbered test pattern and a tone, as the ambulance camera and mic
+    detach: Detachment | None = None  # an electrode that comes off now and then
 
 
 FLEET = (
@@ -47,7 +49,14 @@ FLEET = (
         camera=True,
     ),
     DemoUnit("amb-4", "ptbxl/00003_hr", 0.0, "normal 12-lead (PTB-XL 3)"),
-    DemoUnit("amb-5", "mitdb/119", 0.0, "ventricular bigeminy (MIT-BIH 119)"),
+    DemoUnit(
+        "amb-5",
+        "mitdb/119",
+        0.0,
+        "ventricular bigeminy (MIT-BIH 119); its MLII electrode is off 60-90 s of every 5 min"
+        " (V1 carries the analysis then)",
+        detach=Detachment("MLII", 60.0, 90.0, 300.0),
+    ),
 )
 
 
@@ -99,6 +108,7 @@ async def _run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> N
                 token=crew_token(issuer, unit.unit_id),
                 start_s=unit.start_s,
                 media=MediaChoice(camera="test", mic="tone") if unit.camera else None,
+                detach=unit.detach,
             )
             clients.append((unit, client))
             tasks.create_task(client.run())

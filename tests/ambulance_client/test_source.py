@@ -191,3 +191,28 @@ def test_leads_with_different_gains_share_one_gain(tmp_path: Path) -> None:
     samples = np.concatenate([replay.block_at(k).samples for k in range(replay.n_blocks)])
     np.testing.assert_array_equal(samples[:, 0], d[:, 0])
     np.testing.assert_array_equal(samples[:, 1], d[:, 1] * 2)
+
+
+def test_a_detached_electrode_is_flat_with_its_lead_off_bit_set() -> None:
+    from ambulink.ambulance_client.source import Detachment
+
+    detach = Detachment("MLII", off_s=2.0, on_s=3.0, every_s=5.0)
+    replay = RecordReplay(record_path("mitdb/119"), block_ms=40.0, detach=detach)
+    plain = RecordReplay(record_path("mitdb/119"), block_ms=40.0)
+    fs = replay.fs
+    frames = [replay.frame_at(k, 1) for k in range(250)]  # 10 s
+    samples = np.concatenate([f.samples for f in frames])
+    original = np.concatenate([plain.block_at(k).samples for k in range(250)])
+    t = np.arange(len(samples)) / fs
+    off = ((t % 5.0) >= 2.0) & ((t % 5.0) < 3.0)
+    assert np.all(samples[off, 0] == 0)  # MLII flat while off
+    assert np.array_equal(samples[~off, 0], original[~off, 0])  # untouched otherwise
+    assert np.array_equal(samples[:, 1], original[:, 1])  # V1 never
+    bits = np.array([f.lead_off for f in frames])
+    first_t = np.array([f.first_sample / fs for f in frames])
+    inside = ((first_t % 5.0) >= 2.0) & ((first_t % 5.0) < 2.96)
+    assert np.all(bits[inside] == 1) and np.all(bits[(first_t % 5.0) < 1.9] == 0)
+    with pytest.raises(ConfigError, match="cannot detach lead 'II'"):
+        RecordReplay(record_path("mitdb/119"), detach=Detachment("II", 1.0, 2.0, 5.0))
+    with pytest.raises(ConfigError, match="off_s < on_s"):
+        Detachment("MLII", 3.0, 2.0, 5.0)
