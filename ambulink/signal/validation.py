@@ -78,6 +78,11 @@ def to_millivolts(
 def as_record_lead(signal: Any, fs: Any) -> tuple[NDArray[np.float64], float]:
     """Validate a whole one-lead record for a batch entry point: (mV samples, fs in Hz)."""
     fs_hz = check_fs(fs)
+    if isinstance(signal, np.ndarray) and np.issubdtype(signal.dtype, np.integer):
+        raise SignalError(
+            "signal must be float samples in mV, got integers (ADC units?): for a WFDB record "
+            "use rdrecord(...).p_signal, or divide d_signal by its adc_gain"
+        )
     lead = to_millivolts(signal)
     if lead.size == 0:
         raise SignalError("signal is empty; expected at least one sample")

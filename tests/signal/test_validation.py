@@ -25,6 +25,7 @@ def test_errors_are_ambulink_errors_with_a_code() -> None:
         (np.array([]), "empty"),
         (np.array(["a", "b"]), "dtype"),
         (np.array([1.0, np.inf]), "finite"),
+        (np.array([200, 400], dtype=np.int16), r"p_signal, or divide d_signal by its adc_gain"),
     ],
 )
 def test_bad_records_say_what_is_wrong(signal: np.ndarray, message: str) -> None:
