@@ -187,15 +187,15 @@ class BeatClassifier:
         n = template.size
         t = template - template.mean()
         t_norm = float(np.sqrt(np.dot(t, t))) or 1.0
-        best, best_shift = -1.0, 0
-        for shift in range(0, 2 * self._shift + 1, max(1, self._shift // 4)):
-            seg = wide[shift : shift + n]
-            s = seg - seg.mean()
-            s_norm = float(np.sqrt(np.dot(s, s))) or 1.0
-            corr = float(np.dot(s, t)) / (s_norm * t_norm)
-            if corr > best:
-                best, best_shift = corr, shift
-        return best, best_shift
+        step = max(1, self._shift // 4)
+        # every allowed shift at once (one row per shift): Pearson r of each row with t
+        rows = np.lib.stride_tricks.sliding_window_view(wide[: 2 * self._shift + n], n)[::step]
+        centred = rows - rows.mean(axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
+        norms[norms == 0.0] = 1.0
+        corr = (centred @ t) / (norms * t_norm)
+        i = int(np.argmax(corr))
+        return float(corr[i]), i * step
 
     def _normal_cluster(self) -> _Cluster | None:
         if not self._clusters:
