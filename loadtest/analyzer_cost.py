@@ -1,4 +1,5 @@
-"""CPU cost of the streaming ``Analyzer``, as a multiple of real time, for two checkouts.
+"""CPU cost of the streaming ``Analyzer`` (and of batch ``beats.classify``), as a multiple of
+real time, for two checkouts.
 
 ``python -m loadtest.analyzer_cost [--peer DIR] [--repeat 3]``
 
@@ -7,7 +8,8 @@ Feeds bundled records in 40 ms frames (as the ambulance client sends them) to a 
 mitdb 201 (2 leads, 30 min) and PTB-XL 00003 (12 leads, 10 s tiled to 180 s). With ``--peer``
 (another checkout of ambulink, e.g. ``git worktree add /tmp/before HEAD~1``) the same is
 measured there in a child process, alternately, so a change is shown as a ratio against the
-code before it on the same machine in the same run.
+code before it on the same machine in the same run. Batch ``beats.classify`` is timed on lead
+0 of four bundled MIT-BIH records the same way.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import wfdb
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_S = 0.04
 CASES = (("mitdb/201", 1), ("ptbxl/00003_hr", 18))  # (bundled record, times tiled)
+CLASSIFY = ("mitdb/100", "mitdb/119", "mitdb/201", "mitdb/207")  # batch classify, lead 0
 
 
 def measure(repeat: int) -> dict[str, float]:
     """Real-time multiple per case with the ``ambulink`` found on ``sys.path``."""
     from ambulink.data import record_path
     from ambulink.signal.analyzer import Analyzer
+    from ambulink.signal.beats import classify
 
     out: dict[str, float] = {}
     for name, tiles in CASES:
@@ -46,6 +50,15 @@ def measure(repeat: int) -> dict[str, float]:
             analyzer.flush()
             best = min(best, time.process_time() - start)
         out[f"{name} ({record.n_sig} leads, {len(signals) / fs:.0f} s)"] = len(signals) / fs / best
+    for name in CLASSIFY:
+        record = wfdb.rdrecord(record_path(name))
+        lead, fs = record.p_signal[:, 0], float(record.fs)
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.process_time()
+            classify(lead, fs)
+            best = min(best, time.process_time() - start)
+        out[f"beats.classify {name} lead 0"] = len(lead) / fs / best
     return out
 
 
