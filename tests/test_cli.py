@@ -41,6 +41,9 @@ def test_the_console_script_runs_as_a_module() -> None:
         (["--route", "52.09"], "expected LAT,LON"),
         (["--route", "95,5"], "is not a place"),
         (["--mqtt", "mqtt://amb-1:pw@127.0.0.1:1883"], "give --route too"),
+        (["--detach", "MLII:60/300"], "expected LEAD:OFF-ON/EVERY"),
+        (["--detach", "MLII:90-60/300"], "off_s < on_s"),
+        (["--detach", "II:60-90/300"], "cannot detach lead 'II'"),
     ],
 )
 def test_client_route_options_refuse_bad_input(

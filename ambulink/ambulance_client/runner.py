@@ -64,11 +64,12 @@ async def run_client(
     route_from: tuple[float, float] | None = None,
     mqtt_url: str | None = None,
     until: asyncio.Event | None = None,
+    detach: Detachment | None = None,
 ) -> None:
     """Run a client until ``until`` is set (or forever). With ``route_from`` (lat, lon) the unit
     also drives a simulated route from there and reports status, position and link every
     second: to the broker at ``mqtt_url`` (``mqtt://unit:password@host:port``) when given,
-    else inside the uplink's data channel."""
+    else inside the uplink's data channel. ``detach`` takes an electrode off now and then."""
     if loopback:
         restrict_ice_hosts(("127.0.0.1",))
     client = build_client(
@@ -80,6 +81,7 @@ async def run_client(
         speed=speed,
         vitals=vitals,
         media=media,
+        detach=detach,
     )
     if route_from is None:
         await client.run(until=until)

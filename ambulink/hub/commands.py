@@ -10,11 +10,14 @@ import secrets
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ambulink.errors import ConfigError
 from ambulink.hub.settings import HubSettings, check_secret
 from ambulink.hub.tokens import ROLES, TokenIssuer
+
+if TYPE_CHECKING:
+    from ambulink.ambulance_client.source import Detachment
 
 
 def register_hub(subparsers: Any) -> None:
@@ -78,6 +81,13 @@ def register_hub(subparsers: Any) -> None:
         metavar="URL",
         help="send those reports to this broker (mqtt://unit:password@host:port) instead of "
         "the uplink's data channel; needs --route",
+    )
+    client.add_argument(
+        "--detach",
+        type=_detachment,
+        metavar="LEAD:OFF-ON/EVERY",
+        help="simulate a detached electrode: LEAD flat, with its lead-off bit, from OFF to ON "
+        "seconds of every EVERY seconds of the replay, e.g. MLII:60-90/300",
     )
     client.set_defaults(run=_run_client)
 
@@ -156,6 +166,23 @@ def _lat_lon(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+def _detachment(text: str) -> Detachment:
+    """``LEAD:OFF-ON/EVERY`` (seconds), e.g. ``MLII:60-90/300``."""
+    from ambulink.ambulance_client.source import Detachment
+
+    try:
+        lead, rest = text.rsplit(":", 1)
+        span, every = rest.split("/")
+        off, on = span.split("-")
+        return Detachment(lead, float(off), float(on), float(every))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LEAD:OFF-ON/EVERY in seconds such as MLII:60-90/300, got {text!r}"
+        ) from None
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _run_client(args: argparse.Namespace) -> int:
     from ambulink.ambulance_client.media import MediaChoice
     from ambulink.ambulance_client.runner import run_client
@@ -183,6 +210,7 @@ def _run_client(args: argparse.Namespace) -> int:
                 media=MediaChoice(camera=args.camera, mic=args.mic),
                 route_from=args.route,
                 mqtt_url=args.mqtt,
+                detach=args.detach,
             )
         )
     except KeyboardInterrupt:
