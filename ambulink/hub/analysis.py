@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import signal
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
@@ -129,6 +131,22 @@ class ProcessAnalysis(_ExecutorAnalysis):
 
     def __init__(self) -> None:
         super().__init__(self._pool())
+        self._server_started = False
+
+    @staticmethod
+    def _start_fork_server() -> None:
+        """Start the fork server with SIGTERM ignored, which it keeps through exec: a service
+        manager's SIGTERM to the whole group must not kill it under the pool (the pool would
+        take that for a dead worker) before the hub has stopped ingest. It still exits with
+        the hub, when the hub's end of its "alive" pipe closes."""
+        if threading.current_thread() is not threading.main_thread():
+            multiprocessing.forkserver.ensure_running()  # signal dispositions: main thread only
+            return
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     @staticmethod
     def _pool() -> ProcessPoolExecutor:
@@ -141,12 +159,16 @@ class ProcessAnalysis(_ExecutorAnalysis):
     async def feed(
         self, spec: StreamSpec, block: NDArray[np.int16], lead_off: list[bool] | None
     ) -> list[StreamEvent]:
+        if not self._server_started:  # on the first block: a hub without ECG never starts it
+            self._start_fork_server()
+            self._server_started = True
         try:
             return await super().feed(spec, block, lead_off)
         except BrokenProcessPool:
             logger.error("the analysis worker process died; starting a new one")
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._pool()
+            self._server_started = False  # it may have died too
             raise AnalysisUnavailable(
                 "the analysis worker process died; analysis restarts from the next block"
             ) from None

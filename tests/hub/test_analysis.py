@@ -146,3 +146,33 @@ def test_monitor_lead_off_bits_move_the_analysis_to_the_backup_lead() -> None:
         "stream_id": 1,
     }
     assert data["at"] == pytest.approx(1_800_000_000.0 + moves[0].sample / fs)
+
+
+def test_a_sigterm_to_the_whole_group_does_not_kill_the_analysis_under_the_hub() -> None:
+    # A service manager stopping the hub sends SIGTERM to every process of its group; the hub
+    # then stops ingest and shuts the pool down itself. The worker and its fork server must
+    # still be there for the blocks ingest hands over meanwhile.
+    import multiprocessing.forkserver
+
+    adc, fs, leads, gain = record()
+
+    async def scenario() -> int:
+        analysis = ProcessAnalysis()
+        try:
+            spec = StreamSpec(("case-3", 1, 0), fs, tuple(leads), gain)
+            await analysis.feed(spec, adc[:BLOCK], None)
+            (worker,) = analysis._executor._processes  # type: ignore[attr-defined]
+            server = multiprocessing.forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+            assert server is not None
+            for pid in (server, worker):
+                os.kill(pid, signal.SIGTERM)
+            beats = 0
+            for start in range(BLOCK, len(adc), BLOCK):  # would raise AnalysisUnavailable
+                events = await analysis.feed(spec, adc[start : start + BLOCK], None)
+                beats += sum(e.kind == "beat" for e in events)
+            assert analysis._executor._processes.keys() == {worker}  # type: ignore[attr-defined]
+            return beats
+        finally:
+            analysis.close()
+
+    assert asyncio.run(scenario()) > 100
