@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -52,6 +52,19 @@ T = TypeVar("T")
 HIGH_WATER_BYTES = 256 * 1024  # stop backfilling while this much waits in the channel
 BACKFILL_BATCH = 50
 MAX_RESEND = 5000  # frames resent for one `missing` message (200 s of 40 ms frames)
+
+
+async def _uninterrupted(operation: Awaitable[T]) -> T:
+    """Await ``operation`` to its end even if the caller is cancelled meanwhile (the
+    cancellation is raised after it). ICE gathering and ``RTCPeerConnection.close`` cut short
+    by a cancellation leave UDP sockets open (aioice closes only the sockets it has
+    registered), and the tablet reconnects many times over a tunnel."""
+    task = asyncio.ensure_future(operation)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 class LinkDown(AmbulinkError):
@@ -306,7 +319,7 @@ class AmbulanceClient:
                 if pc.connectionState in ("failed", "closed"):
                     closed.set()
 
-            await pc.setLocalDescription(await pc.createOffer())
+            await _uninterrupted(pc.setLocalDescription(await pc.createOffer()))
             response = await http.post(
                 "/api/uplink/offer",
                 json={"sdp": pc.localDescription.sdp, "type": pc.localDescription.type},
@@ -334,7 +347,7 @@ class AmbulanceClient:
             raise LinkDown("the data channel closed")
         finally:
             self._channel = None
-            await pc.close()
+            await _uninterrupted(pc.close())
 
     async def _announce(self) -> None:
         assert self.case_id is not None

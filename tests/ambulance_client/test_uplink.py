@@ -54,3 +54,32 @@ def test_a_finite_replay_ends_without_ending_the_client(tmp_path: Path) -> None:
     last = decode_ecg_frame(held[-1][1])
     assert last.first_sample + last.n_samples == source.n_samples
     assert client.status.connections == 0
+
+
+def test_closing_the_peer_connection_is_not_cut_short_by_a_cancellation() -> None:
+    # aioice closes only the sockets it has registered: a close or an ICE gathering cut short
+    # by the client stopping would leave UDP sockets open, once per reconnect.
+    from ambulink.ambulance_client.uplink import _uninterrupted
+
+    async def scenario() -> list[str]:
+        steps: list[str] = []
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def close() -> str:
+            steps.append("closing")
+            started.set()
+            await release.wait()
+            steps.append("closed")
+            return "done"
+
+        waiting = asyncio.create_task(_uninterrupted(close()))
+        await started.wait()
+        waiting.cancel()  # the client stops while the close is under way
+        release.set()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            steps.append("cancelled after")
+        return steps
+
+    assert asyncio.run(scenario()) == ["closing", "closed", "cancelled after"]
