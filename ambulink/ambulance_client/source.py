@@ -167,12 +167,11 @@ class RecordReplay:
         self._samples_per_block = Fraction(block_ms) * record.fs / 1000
         self._clock = clock
         self._sleep = sleep
-        self._detach = detach
-        self._detached_lead: int | None = None
+        self._detach: tuple[Detachment, int] | None = None  # with the lead's column
         if detach is not None:
             if detach.lead not in self.leads:
                 raise ConfigError(f"cannot detach lead {detach.lead!r}: {path} has {self.leads}")
-            self._detached_lead = self.leads.index(detach.lead)
+            self._detach = (detach, self.leads.index(detach.lead))
 
     @property
     def n_samples(self) -> int:
@@ -191,12 +190,7 @@ class RecordReplay:
 
     def frame_at(self, k: int, stream_id: int) -> EcgFrame:
         """Block ``k`` as the ECG frame with seq ``k`` of ``stream_id`` (one frame per block)."""
-        block = self.block_at(k)
-        lead_off = 0
-        if self._detach is not None and self._detached_lead is not None:
-            rows = np.arange(block.first_sample, block.first_sample + block.n_samples)
-            if self._detach.off(rows, self.fs).any():
-                lead_off = 1 << self._detached_lead
+        block, lead_off = self._monitor_block(k)
         (frame,) = frames_from_samples(
             block.samples,
             stream_id=stream_id,
@@ -211,17 +205,23 @@ class RecordReplay:
 
     def block_at(self, k: int) -> SampleBlock:
         """Block ``k`` (from 0), without waiting: pure access for tests and backfill."""
+        return self._monitor_block(k)[0]
+
+    def _monitor_block(self, k: int) -> tuple[SampleBlock, int]:
+        """Block ``k`` as the monitor gives it, and its lead-off bits (a detached electrode's
+        lead is flat at 0)."""
         block = self._record_block(k)
-        if self._detach is None or self._detached_lead is None:
-            return block
+        if self._detach is None:
+            return block, 0
+        detach, lead = self._detach
         rows = np.arange(block.first_sample, block.first_sample + block.n_samples)
-        off = self._detach.off(rows, self.fs)
+        off = detach.off(rows, self.fs)
         if not off.any():
-            return block
+            return block, 0
         samples = block.samples.copy()
-        samples[off, self._detached_lead] = 0
+        samples[off, lead] = 0
         samples.flags.writeable = False
-        return SampleBlock(block.first_sample, samples)
+        return SampleBlock(block.first_sample, samples), 1 << lead
 
     def _record_block(self, k: int) -> SampleBlock:
         n_blocks = self.n_blocks

@@ -170,10 +170,8 @@ class AlarmService:
             off.add(lead)
         else:
             off.discard(lead)
-            if not off:
+            if not off:  # (with no alarm, nothing to clear)
                 return self.ledger.clear(case_id, AlarmKind.LEAD_OFF, now=now)
-            if alarm is None:
-                return []
         return self.ledger.raise_alarm(
             case_id,
             AlarmKind.LEAD_OFF,

@@ -170,15 +170,17 @@ class Analyzer:
         # The confirming lead is also the backup that carries beats while the analysis lead is
         # off.
         self.confirming_lead = choose_confirming_lead(self.leads, index)
-        self._chains = [BeatChain(fs)]
-        if self.confirming_lead is not None:
-            self._chains.append(BeatChain(fs, ident_base=BACKUP_IDENT_BASE))
+        self._chain_leads = (
+            [index] if self.confirming_lead is None else [index, self.confirming_lead]
+        )
+        self._chains = [
+            BeatChain(fs, ident_base=BACKUP_IDENT_BASE * i) for i in range(len(self._chain_leads))
+        ]
         self._merger = BeatMerger(fs)
         self._vf = [VfDetector(fs) for _ in self._chains]  # analysis lead, backup
         self._vf_vote = VfVote()
         self._backup_owns = False
         self._gap_peaks: list[int] = []
-        self._judged_until = 0  # quality known for the gap leads up to here
         self._fed = 0
         self._finished = False
 
@@ -238,15 +240,13 @@ class Analyzer:
             if backup != self._backup_owns:
                 self._backup_owns = backup
                 vf_news.append((end, -1, Transition(start, backup, end)))
-                lead = self._chain_leads()[1 if backup else 0]
+                lead = self._chain_leads[1 if backup else 0]
                 events.append(AnalysisLeadEvent(self.leads[lead], start, backup))
-            self._judged_until = end
-        for chain, lead_index in zip(self._chains, self._chain_leads(), strict=True):
-            peaks, beats = chain.feed(np.ascontiguousarray(x[:, lead_index]))
-            self._add_beats(chain, peaks, beats)
+        for i, (chain, lead) in enumerate(zip(self._chains, self._chain_leads, strict=True)):
+            self._add_beats(i, *chain.feed(np.ascontiguousarray(x[:, lead])))
         events.extend(self._release_beats(final=False))
         events.extend(self._advance_gaps(final=False))
-        for source, (vf, lead) in enumerate(zip(self._vf, self._chain_leads(), strict=True)):
+        for source, (vf, lead) in enumerate(zip(self._vf, self._chain_leads, strict=True)):
             for t in vf.feed(np.ascontiguousarray(x[:, lead])):
                 vf_news.append((t.decided_at + 1, source, t))  # known once decided_at is fed
         events.extend(self._vote_vf(vf_news))
@@ -264,8 +264,8 @@ class Analyzer:
         if self._n_held:
             events.extend(self._process(np.concatenate(self._held)))
             self._held, self._n_held = [], 0
-        for chain in self._chains:
-            self._add_beats(chain, *chain.flush())
+        for i, chain in enumerate(self._chains):
+            self._add_beats(i, *chain.flush())
         events.extend(self._release_beats(final=True))
         events.extend(self._advance_gaps(final=True))
         end = self._fed
@@ -277,15 +277,9 @@ class Analyzer:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _chain_leads(self) -> list[int]:
-        leads = [self.analysis_lead]
-        if self.confirming_lead is not None:
-            leads.append(self.confirming_lead)
-        return leads
-
-    def _add_beats(self, chain: BeatChain, peaks: list[int], beats: list[ChainBeat]) -> None:
+    def _add_beats(self, chain: int, peaks: list[int], beats: list[ChainBeat]) -> None:
         self._gap_peaks.extend(peaks)  # pauses need silence on both leads, beats or not
-        self._merger.add(self._chains.index(chain), beats)
+        self._merger.add(chain, beats)
 
     def _release_beats(self, final: bool) -> list[AnalyzerEvent]:
         horizons = (
@@ -302,7 +296,7 @@ class Analyzer:
         # their quality is judged, so they come out the same whatever the chunking.
         known = self._fed
         if not final:
-            known = min([self._judged_until, *(chain.qrs.horizon for chain in self._chains)])
+            known = min([self._merger.judged, *(chain.qrs.horizon for chain in self._chains)])
         self._gap_peaks.sort()
         due = [p for p in self._gap_peaks if p < known or final]
         self._gap_peaks = self._gap_peaks[len(due) :]

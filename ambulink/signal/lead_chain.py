@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,11 @@ class BeatMerger:
         self._judged = end
         return backup
 
+    @property
+    def judged(self) -> int:
+        """Block quality, and so ownership, is known up to this sample."""
+        return self._judged
+
     def add(self, chain: int, beats: list[ChainBeat]) -> None:
         self._held.extend((b.beat.sample, chain, b) for b in beats)
 
@@ -128,13 +134,11 @@ class BeatMerger:
     ) -> list[tuple[int, ChainBeat]]:
         """(chain, beat) of the owned beats, in order, up to where ownership or a chain's beats
         are not known yet; ``horizons`` are the chains' (None: no backup)."""
-        limit = self._judged
+        limit = sys.maxsize if final else self._judged
         if not final:
             for chain, horizon in enumerate(horizons):
                 if horizon is not None:
                     limit = min(limit, self._next_owned(chain, max(horizon, self._released)))
-        else:
-            limit = max([limit, *(s + 1 for s, _, _ in self._held)])
         self._held.sort(key=lambda item: (item[0], item[1]))
         out: list[tuple[int, ChainBeat]] = []
         keep: list[tuple[int, int, ChainBeat]] = []
@@ -151,7 +155,7 @@ class BeatMerger:
             out.append((chain, dataclasses.replace(beat, beat=relabelled)))
             self._last, self._last_chain = sample, chain
         self._held = keep
-        self._released = max(self._released, limit)
+        self._released = max(self._released, min(limit, self._judged))
         while self._spans and self._spans[0][1] <= self._released:
             self._spans.pop(0)
         return out
@@ -188,8 +192,8 @@ class VfVote:
     """
 
     def __init__(self) -> None:
-        self._active = [False, False]
-        self._onset = [0, 0]
+        self._active = [False, False]  # each detector's own state
+        self._backup_onset = 0  # onset of the backup detector's current VF
         self._backup_counts = False
         self._backup_owns = False
 
@@ -203,25 +207,21 @@ class VfVote:
         self._backup_owns = backup
         if backup and self._active[1]:
             self._backup_counts = True
-        return self._change(was, self._onset[1], known_at)
+        return self._change(was, self._backup_onset, known_at)
 
     def transition(self, chain: int, t: Transition) -> list[Transition]:
         """A transition of chain ``chain``'s VF detector."""
         was = self.on
         self._active[chain] = t.active
-        if t.active:
-            self._onset[chain] = t.sample
         if chain == 1:
-            self._backup_counts = t.active and (self._backup_owns or self._backup_counts)
+            if t.active:
+                self._backup_onset = t.sample
+            self._backup_counts = t.active and self._backup_owns
         return self._change(was, t.sample, t.decided_at)
 
     def _change(self, was: bool, sample: int, decided_at: int) -> list[Transition]:
+        """VF turned on or off: at ``sample`` (the onset or offset of the detector that turned
+        it; only one can, as the other was off or stays on)."""
         if self.on == was:
             return []
-        if self.on:
-            onset = min(o for o, a in zip(self._onset, self._counting(), strict=True) if a)
-            return [Transition(onset, True, decided_at)]
-        return [Transition(sample, False, decided_at)]
-
-    def _counting(self) -> tuple[bool, bool]:
-        return self._active[0], self._backup_counts
+        return [Transition(sample, self.on, decided_at)]

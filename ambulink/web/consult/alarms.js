@@ -8,7 +8,7 @@
 // when it ends).
 
 import { rankOf } from "/web/js/alarm_order.js";
-import { alarmName, alarmTitle } from "/web/js/alarm_text.js";
+import { alarmTitle } from "/web/js/alarm_text.js";
 
 export class AlarmBanner {
   /**
@@ -112,6 +112,3 @@ function button(text, name, onclick) {
   b.type = "button"; b.textContent = text; b.className = name; b.onclick = onclick;
   return b;
 }
-
-/** The display name of an alarm kind (shared with the crew and dispatch pages). */
-export const label = alarmName;

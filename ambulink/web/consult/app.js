@@ -7,8 +7,8 @@
 
 import { api, claims, clearToken, currentToken, demoLogin, openSocket } from "/web/js/session.js";
 import { Actions } from "./actions.js";
-import { AlarmBanner, label } from "./alarms.js";
-import { analysisNotice } from "/web/js/alarm_text.js";
+import { AlarmBanner } from "./alarms.js";
+import { alarmName, analysisNotice } from "/web/js/alarm_text.js";
 import { EcgView, twelveLeadIndices } from "./ecg.js";
 import { Timeline } from "./timeline.js";
 import { MediaRoom } from "./video.js";
@@ -265,7 +265,7 @@ async function showEvidence(alarm) {
     state.evidenceUrl = URL.createObjectURL(await response.blob());
     $("evidence-image").src = state.evidenceUrl;
     const where = Array.isArray(e.territories) && e.territories.length ? ` — ${e.territories.join(", ")}` : "";
-    $("evidence-caption").textContent = `${label(alarm.kind)}${where}`;
+    $("evidence-caption").textContent = `${alarmName(alarm.kind)}${where}`;
     // Why the analysis raised it, in its own words (STEMI: criteria met, reciprocal change, ...).
     const reasons = Array.isArray(e.reasons) ? e.reasons : [];
     $("evidence-reasons").replaceChildren(...reasons.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
