@@ -116,8 +116,8 @@ def test_ctrl_c_stops_the_demo_its_fleet_and_its_analysis_worker(
         assert any("hub on" in line for line in lines), "".join(lines)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # serving
-        # the first ECG block starts the analysis worker: a fork server and its child, both
-        # ignoring SIGINT once they are up (a process still starting would die of it)
+        # the first ECG block starts the analysis worker: a fork server and its child, which
+        # ignore SIGINT (the hub stops them)
         for _ in range(300):  # at most 30 s
             if len(ignoring_sigint(descendants(demo.pid))) >= 2:
                 break

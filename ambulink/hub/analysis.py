@@ -19,6 +19,8 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.forkserver
+import os
+import select
 import signal
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -135,25 +137,28 @@ class ProcessAnalysis(_ExecutorAnalysis):
 
     @staticmethod
     def _start_fork_server() -> None:
-        """Start the fork server with SIGTERM ignored, which it keeps through exec: a service
-        manager's SIGTERM to the whole group must not kill it under the pool (the pool would
-        take that for a dead worker) before the hub has stopped ingest. It still exits with
-        the hub, when the hub's end of its "alive" pipe closes."""
+        """Start the fork server with SIGINT and SIGTERM ignored, which it keeps through exec
+        and hands to the workers it forks: Ctrl-C (to a terminal's process group) or a service
+        manager's SIGTERM (to the whole group) must not kill it under the pool, which would
+        take that for a dead worker, before the hub has stopped ingest. Python's fork server
+        imports its preload modules (a second or more) before it ignores SIGINT itself. It
+        still exits with the hub, when the hub's end of its "alive" pipe closes."""
         if threading.current_thread() is not threading.main_thread():
             multiprocessing.forkserver.ensure_running()  # signal dispositions: main thread only
             return
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
         try:
             multiprocessing.forkserver.ensure_running()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     @staticmethod
     def _pool() -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["ambulink.hub.analysis"])
         return ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_ignore_interrupts
+            max_workers=1, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
         )
 
     async def feed(
@@ -174,13 +179,30 @@ class ProcessAnalysis(_ExecutorAnalysis):
             ) from None
 
 
-def _ignore_interrupts() -> None:
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _worker_start(hub_pid: int) -> None:
     """In the worker: Ctrl-C reaches a terminal's whole process group, and a service manager's
     SIGTERM often the whole control group, but stopping the worker is the hub's job (it shuts
     the pool down once ingest has stopped), not a signal that kills it mid-block. Should the hub
-    itself die, the worker's pipe closes and it exits."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die without doing so (killed), nothing would end the worker (it holds both ends of its own
+    task queue): a watchdog ends it once the hub is gone."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(hub_pid,), name="hub-watch", daemon=True).start()
+
+
+def _exit_with(hub_pid: int) -> None:
+    """End this process once process ``hub_pid`` has ended."""
+    try:
+        watched = os.pidfd_open(hub_pid)
+    except ProcessLookupError:  # already gone
+        os._exit(0)
+    except OSError:  # no pidfd on this kernel: nothing to watch with
+        return
+    select.select([watched], [], [])  # readable once the process has ended
+    os._exit(0)
 
 
 _POSITIONS = ("sample", "onset", "decided_at", "start", "end")

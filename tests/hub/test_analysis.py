@@ -176,3 +176,47 @@ def test_a_sigterm_to_the_whole_group_does_not_kill_the_analysis_under_the_hub()
             analysis.close()
 
     assert asyncio.run(scenario()) > 100
+
+
+HUB_THAT_DIES = """
+import asyncio, multiprocessing.forkserver, os, sys
+import numpy as np
+from ambulink.hub.analysis import ProcessAnalysis, StreamSpec
+
+async def main():
+    analysis = ProcessAnalysis()
+    spec = StreamSpec(("case-4", 1, 0), 250.0, ("ECG",), 200.0)
+    await analysis.feed(spec, np.zeros((60, 1), dtype=np.int16), None)
+    (worker,) = analysis._executor._processes
+    print(worker, multiprocessing.forkserver._forkserver._forkserver_pid, flush=True)
+    os._exit(0)  # killed: no shutdown of the pool
+
+asyncio.run(main())
+"""
+
+
+def test_the_worker_and_its_fork_server_end_when_the_hub_is_killed() -> None:
+    # The worker holds both ends of its task queue and ignores SIGINT/SIGTERM: without its
+    # watchdog it would outlive a hub killed without shutting the pool down, for ever.
+    import select
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HUB_THAT_DIES], capture_output=True, text=True, timeout=60
+    )
+    worker, server = (int(pid) for pid in done.stdout.split())
+    ended = []
+    for pid in (worker, server):
+        try:
+            watched = os.pidfd_open(pid)
+        except ProcessLookupError:
+            ended.append(pid)  # already gone
+            continue
+        readable, _, _ = select.select([watched], [], [], 30.0)  # bounded wait for its end
+        os.close(watched)
+        if readable:
+            ended.append(pid)
+        else:
+            os.kill(pid, signal.SIGKILL)  # do not leave it behind
+    assert ended == [worker, server]
