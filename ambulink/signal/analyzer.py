@@ -39,6 +39,7 @@ from ambulink.signal.events import (
 from ambulink.signal.hr import HeartRateMeter, RRStats
 from ambulink.signal.lead_chain import (
     BACKUP_IDENT_BASE,
+    BackupTrust,
     BeatChain,
     BeatMerger,
     ChainBeat,
@@ -177,6 +178,7 @@ class Analyzer:
             BeatChain(fs, ident_base=BACKUP_IDENT_BASE * i) for i in range(len(self._chain_leads))
         ]
         self._merger = BeatMerger(fs)
+        self._trust = BackupTrust(fs)
         self._vf = [VfDetector(fs) for _ in self._chains]  # analysis lead, backup
         self._vf_vote = VfVote()
         self._backup_owns = False
@@ -222,28 +224,29 @@ class Analyzer:
         # ownership changes (chain -1) and VF transitions, keyed by the sample that made them
         # known: within one call they are handled in that order, whatever the chunking
         vf_news: list[tuple[int, int, Transition]] = []
-        gap_leads = {self.analysis_lead}
-        if self.confirming_lead is not None:
-            gap_leads.add(self.confirming_lead)
+        # The chains first: the backup's trust is judged on R peaks up to the blocks' ends.
+        for i, (chain, lead) in enumerate(zip(self._chains, self._chain_leads, strict=True)):
+            self._add_beats(i, *chain.feed(np.ascontiguousarray(x[:, lead])))
+        analysis, confirming = self.analysis_lead, self.confirming_lead
         for blocks in self._quality.feed(x):
             off = [False] * len(self.leads)
             for i, (state, block) in enumerate(zip(self._lead_states, blocks, strict=True)):
                 off[i], changes = state.judge(block)
                 events.extend(changes)
             start, end = blocks[0].start, blocks[0].end
-            if all(off[i] for i in gap_leads):
-                self._gaps.lead_off(start, end)
-            backup_off = self.confirming_lead is None or off[self.confirming_lead]
+            both_on = confirming is not None and not off[analysis] and not off[confirming]
+            trusted = self._trust.judge(start, end, both_on=both_on)
+            backup_off = confirming is None or off[confirming] or not trusted
+            if off[analysis] and backup_off:
+                self._gaps.lead_off(start, end)  # no lead to see a pause or asystole on
             backup = self._merger.judge(
-                start, end, analysis_off=off[self.analysis_lead], backup_off=backup_off
+                start, end, analysis_off=off[analysis], backup_off=backup_off
             )
             if backup != self._backup_owns:
                 self._backup_owns = backup
                 vf_news.append((end, -1, Transition(start, backup, end)))
                 lead = self._chain_leads[1 if backup else 0]
                 events.append(AnalysisLeadEvent(self.leads[lead], start, backup))
-        for i, (chain, lead) in enumerate(zip(self._chains, self._chain_leads, strict=True)):
-            self._add_beats(i, *chain.feed(np.ascontiguousarray(x[:, lead])))
         events.extend(self._release_beats(final=False))
         events.extend(self._advance_gaps(final=False))
         for source, (vf, lead) in enumerate(zip(self._vf, self._chain_leads, strict=True)):
@@ -279,6 +282,7 @@ class Analyzer:
 
     def _add_beats(self, chain: int, peaks: list[int], beats: list[ChainBeat]) -> None:
         self._gap_peaks.extend(peaks)  # pauses need silence on both leads, beats or not
+        self._trust.add(chain, peaks)
         self._merger.add(chain, beats)
 
     def _release_beats(self, final: bool) -> list[AnalyzerEvent]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import sys
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,10 @@ from ambulink.signal.qrs import QrsDetector
 SETTLE_S = 3.0  # a lead back on is trusted after this long (its filters and levels settle)
 SAME_BEAT_MS = 200.0  # beats of two leads this close at a switch are one beat (QRS refractory)
 BACKUP_IDENT_BASE = 1_000_000  # the backup's QRS shape ids, apart from the analysis lead's
+TRUST_WINDOW_S = 30.0  # the backup's beats are counted against the analysis lead's over this
+TRUST_LAG_S = 5.0  # ... much time both were on, ending this long before the block judged
+MIN_TRUST_BEATS = 10  # fewer analysis-lead beats than this in the window: the judgement stands
+MIN_BACKUP_SHARE = 0.75  # the backup must find this share of the analysis lead's beats
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,63 @@ class BeatChain:
     def coherence(self, beat: ChainBeat, previous: int | None) -> float | None:
         """P-wave coherence after adding conducted ``beat`` (``previous``: the beat before)."""
         return self.atrial.push(beat.beat.sample, previous, beat.preceding)
+
+
+class BackupTrust:
+    """Whether the backup lead sees the beats the analysis lead sees, so it may stand in.
+
+    A lead with a tiny QRS (V1 of many patients) finds a fraction of the beats; standing in,
+    it would raise false pauses and asystole. While both leads are on, their R peaks are
+    counted over the last ``TRUST_WINDOW_S`` of such time; the backup is trusted while it finds
+    at least ``MIN_BACKUP_SHARE`` of the analysis lead's (at least ``MIN_TRUST_BEATS`` of them;
+    trusted until shown otherwise). Finding more does not count against it: VF and noise make
+    both leads' counts differ that way, and extra beats raise no pause.
+
+    The judgement for a block uses the time both leads were on up to ``TRUST_LAG_S`` before it:
+    a QRS detector reports every R peak less than ~3.4 s after it was fed (its searchback), so
+    the counts are final there whatever the chunking, provided the chains are fed up to the
+    block's end first.
+    """
+
+    def __init__(self, fs_hz: float) -> None:
+        self._window = int(round(TRUST_WINDOW_S * fs_hz))
+        self._lag = int(round(TRUST_LAG_S * fs_hz))
+        self._peaks: tuple[list[int], list[int]] = ([], [])  # R peaks not counted yet, per lead
+        self._pending: deque[tuple[int, int]] = deque()  # both-on blocks not counted yet
+        self._counted: deque[tuple[int, int, int]] = deque()  # (length, analysis, backup)
+        self._totals = [0, 0, 0]
+        self.trusted = True
+
+    def add(self, chain: int, peaks: list[int]) -> None:
+        """R peaks of chain 0 (analysis lead) or 1 (backup), in order."""
+        self._peaks[chain].extend(peaks)
+
+    def judge(self, start: int, end: int, *, both_on: bool) -> bool:
+        """The block ``[start, end)`` (in stream order, both leads on or not); returns whether
+        the backup may stand in for the analysis lead in it."""
+        if both_on:
+            self._pending.append((start, end))
+        cutoff = start - self._lag
+        while self._pending and self._pending[0][1] <= cutoff:
+            lo, hi = self._pending.popleft()
+            analysis, backup = (self._count(peaks, lo, hi) for peaks in self._peaks)
+            counts = (hi - lo, analysis, backup)
+            self._counted.append(counts)
+            self._totals = [t + c for t, c in zip(self._totals, counts, strict=True)]
+            while self._totals[0] - self._counted[0][0] >= self._window:
+                dropped = self._counted.popleft()
+                self._totals = [t - c for t, c in zip(self._totals, dropped, strict=True)]
+            _, analysis, backup = self._totals
+            if analysis >= MIN_TRUST_BEATS:
+                self.trusted = backup >= MIN_BACKUP_SHARE * analysis
+        keep_from = min(cutoff, self._pending[0][0]) if self._pending else cutoff
+        for peaks in self._peaks:
+            del peaks[: bisect.bisect_left(peaks, keep_from)]
+        return self.trusted
+
+    @staticmethod
+    def _count(peaks: list[int], lo: int, hi: int) -> int:
+        return bisect.bisect_left(peaks, hi) - bisect.bisect_left(peaks, lo)
 
 
 class BeatMerger:

@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 import numpy as np
@@ -16,9 +17,9 @@ from ambulink.signal.events import (
     LeadOffEvent,
     event_order,
 )
-from ambulink.signal.lead_chain import BeatMerger, ChainBeat
+from ambulink.signal.lead_chain import BackupTrust, BeatMerger, ChainBeat
 from ambulink.signal.qrs import QrsDetector
-from tests.conftest import Record, bundled
+from tests.conftest import Record, bundled, shared
 from tests.signal.chunking import chunks
 
 FLAT_MV = 0.4  # a detached electrode: the amplifier holds a constant level
@@ -119,6 +120,65 @@ def test_hand_over_does_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
     whole = run(Analyzer(record.fs, record.leads), signals)
     chunked = run(Analyzer(record.fs, record.leads), signals, sizes)
     assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
+
+
+@settings(max_examples=3)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=6000), min_size=1, max_size=20))
+def test_a_backup_lead_that_misses_beats_does_not_stand_in(sizes: list[int]) -> None:
+    # mitdb 101: V1's QRS is ~0.15 mV, under the detector's floor for most beats; with MLII
+    # detached, standing in it gave pauses and asystole on a patient in sinus rhythm
+    record = shared("mitdb/101")
+    lo = int(540 * record.fs)
+    signals = detach(record, 0, 600.0, 700.0)[lo : int(760 * record.fs)]
+    whole = run(Analyzer(record.fs, record.leads), signals)
+    assert [(e.lead, e.off) for e in whole if isinstance(e, LeadOffEvent)] == [
+        ("MLII", True),
+        ("MLII", False),
+    ]
+    assert not [e for e in whole if isinstance(e, AnalysisLeadEvent)]
+    assert not [e.label for e in whole if isinstance(e, EpisodeStart)]
+    beats = [e.beat.sample + lo for e in whole if isinstance(e, BeatEvent)]
+    assert not [b for b in beats if 600 * record.fs <= b < 700 * record.fs]
+    # with MLII on, both before and after, every beat is there
+    found_before, _, _ = beats_in(
+        [
+            BeatEvent(dataclasses.replace(e.beat, sample=e.beat.sample + lo))
+            for e in whole
+            if isinstance(e, BeatEvent)
+        ],
+        record,
+        545.0,
+        598.0,
+    )
+    assert found_before >= 0.99
+    chunked = run(Analyzer(record.fs, record.leads), signals, sizes)
+    assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
+
+
+def trust_after(analysis: list[int], backup: list[int], blocks: int, off_from: int) -> list[bool]:
+    """BackupTrust fed 1 s blocks at 100 Hz, the analysis lead off from block ``off_from``."""
+    trust = BackupTrust(100.0)
+    trust.add(0, [p for p in analysis if p < 100 * off_from])
+    trust.add(1, backup)
+    return [trust.judge(100 * i, 100 * (i + 1), both_on=i < off_from) for i in range(blocks)]
+
+
+def test_a_backup_finding_most_beats_is_trusted_extra_beats_or_not() -> None:
+    analysis = list(range(50, 6000, 100))  # one beat a second for 60 s
+    missing_few = [p + 3 for p in analysis if p % 1000 != 50]  # nine in ten
+    doubled = sorted([p + 3 for p in analysis] + [p + 40 for p in analysis])
+    for backup in (missing_few, doubled):
+        assert all(trust_after(analysis, backup, 60, off_from=40))
+
+
+def test_a_backup_missing_beats_is_distrusted_after_the_lag_and_the_judgement_stands() -> None:
+    analysis = list(range(50, 6000, 100))
+    half = [p + 3 for p in analysis if p % 200 == 50]  # every other beat
+    judged = trust_after(analysis, half, 60, off_from=40)
+    # the first block is counted once TRUST_LAG_S (5 s) has passed, and from ten beats on
+    assert judged[:15] == [True] * 15
+    assert judged[15:] == [False] * 45  # also while the analysis lead is off: no new counts
+    assert trust_after(analysis, half, 60, off_from=9)[-1]  # too few beats seen to judge
 
 
 def test_expired_beats_get_the_label_the_next_beat_would_give() -> None:
