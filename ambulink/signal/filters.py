@@ -2,14 +2,15 @@
 
 Every filter here is bit-identical whether fed a record whole or in pieces: IIR sections keep
 scipy's ``zi``; FIR filters keep the last ``len(taps) - 1`` inputs and use ``np.convolve`` on
-exactly the same samples for each output.
+exactly the same samples for each output. ``remove_mains`` is the one batch filter, for
+measurements on a stored window (the 12-lead ST analysis).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, iirnotch, sosfilt, sosfilt_zi, tf2sos
+from scipy.signal import butter, iirnotch, sosfilt, sosfilt_zi, sosfiltfilt, tf2sos
 
 FloatArray = NDArray[np.float64]
 
@@ -64,6 +65,50 @@ def lowpass_sos(cutoff_hz: float, fs_hz: float, order: int = 2) -> FloatArray:
 def notch_sos(mains_hz: float, fs_hz: float, quality: float = 30.0) -> FloatArray:
     b, a = iirnotch(mains_hz, quality, fs=fs_hz)
     return np.asarray(tf2sos(b, a))
+
+
+MAINS_HZ = (50.0, 60.0)  # powerline frequencies; which one a recording has is not known
+MAINS_SEARCH_HZ = 0.6  # the mains peak is looked for this far either side of 50 or 60 Hz
+MAINS_MIN_MV = 0.01  # interference smaller than this (amplitude) is left alone ...
+MAINS_PROMINENCE = 4.0  # ... as is a peak under this many times the spectrum around it
+
+
+def mains_interference(x: FloatArray, fs_hz: float) -> list[float]:
+    """The powerline frequencies (50, 60 Hz) whose interference stands out of one lead's
+    spectrum: a peak of at least ``MAINS_MIN_MV`` amplitude and ``MAINS_PROMINENCE`` times the
+    median of the spectrum 5-10 Hz either side of it."""
+    n = x.shape[0]
+    if n < int(fs_hz):  # under a second: too few bins to tell a peak
+        return []
+    amplitude = 2.0 * np.abs(np.fft.rfft(x - x.mean())) / n
+    freqs = np.fft.rfftfreq(n, 1.0 / fs_hz)
+    found = []
+    for mains in MAINS_HZ:
+        if mains + 10.0 >= 0.5 * fs_hz:
+            continue
+        near = np.abs(freqs - mains)
+        peak = float(amplitude[near <= MAINS_SEARCH_HZ].max())
+        around = float(np.median(amplitude[(near >= 5.0) & (near <= 10.0)]))
+        if peak >= MAINS_MIN_MV and peak >= MAINS_PROMINENCE * around:
+            found.append(mains)
+    return found
+
+
+def remove_mains(x: FloatArray, fs_hz: float, quality: float = 30.0) -> FloatArray:
+    """Powerline interference removed from a stored window of one or more leads (samples along
+    axis 0): zero-phase notches (no wave moves in time) at 50 and/or 60 Hz on the leads where
+    ``mains_interference`` finds it. Clean leads are returned untouched: a notch rings at
+    every sharp QRS edge, by a few µV that would move a borderline ST level."""
+    y = np.array(x, dtype=np.float64, copy=True)
+    columns = y[:, None] if y.ndim == 1 else y
+    for lead in range(columns.shape[1]):
+        found = mains_interference(columns[:, lead], fs_hz)
+        if not found:
+            continue
+        sos = np.vstack([notch_sos(mains, fs_hz, quality) for mains in found])
+        padlen = min(3 * (2 * sos.shape[0] + 1), columns.shape[0] - 1)
+        columns[:, lead] = sosfiltfilt(sos, columns[:, lead], padlen=padlen)
+    return y
 
 
 class Preprocessor:

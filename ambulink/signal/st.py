@@ -1,9 +1,10 @@
 """12-lead ST analysis and STEMI detection (batch ``analyze`` and streaming ``StMonitor``).
 
 ``analyze`` takes a window (the last 10 s at most) of a 12- to 18-lead ECG in mV:
-1. leads judged fit (not flat, not railed), R peaks found on the first fit lead of II, V5, I, ...;
+1. leads judged fit (not flat, not railed), powerline hum notched out of the leads that have
+   it, R peaks found on the first fit lead of II, V5, I, ...;
 2. median beat of every lead from the clean beats (``ambulink.signal.median_beat``): ectopic,
-   premature and noisy beats left out, baseline removed by a line through the PR levels;
+   premature and noisy beats left out, baseline removed by a spline through the PR levels;
 3. global QRS onset and J point from the spatial velocity of the median beats;
 4. per lead, ST deviation at J, J+60 and J+80 ms from the PR baseline (mV) and the ST slope;
    a lead whose beat-to-beat ST level varies by more than 0.1 mV is noisy, not evaluable;
@@ -28,6 +29,7 @@ from scipy.signal import resample_poly
 
 from ambulink.errors import SignalError
 from ambulink.signal.events import EvidenceWindow
+from ambulink.signal.filters import remove_mains
 from ambulink.signal.median_beat import MedianBeat, build_median_beat
 from ambulink.signal.qrs import detect
 from ambulink.signal.qt import qt_ms, qtc_bazett, t_wave_end_ms
@@ -291,6 +293,9 @@ def analyze(
     if factor > 1:
         window = resample_poly(window, factor, 1, axis=0)
         fs_hz *= factor
+    # Waves are measured without powerline interference; pacing spikes are looked for in the
+    # full band (a notch rings after every sharp edge).
+    spiky, window = window, remove_mains(window, fs_hz)
     found = _find_median(window, fs_hz, order, use)
     if found is None:
         why = "fewer than 3 clean, alike beats found (noise, artefact or too short a window)"
@@ -351,7 +356,7 @@ def analyze(
         why = "every lead is flat or too noisy for ST measurement"
         return _not_evaluable(why, per_lead, notes, evidence)
 
-    paced = _paced(window, fs_hz, median, use)
+    paced = _paced(spiky, fs_hz, median, use)
     if paced is not None:
         notes.append(paced)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)

@@ -2,7 +2,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ambulink.signal.filters import FirFilter, Preprocessor, SosFilter, bandpass_sos
+from ambulink.signal.filters import (
+    FirFilter,
+    Preprocessor,
+    SosFilter,
+    bandpass_sos,
+    mains_interference,
+    remove_mains,
+)
 from tests.conftest import bundled
 from tests.signal.chunking import chunks
 
@@ -35,3 +42,21 @@ def test_preprocessor_removes_baseline_offset_and_mains() -> None:
     assert residue < 0.1 * added
     # The QRS complexes survive: peak-to-peak stays near the record's.
     assert np.ptp(clean[settled]) > 0.7 * np.ptp(lead[settled])
+
+
+def test_mains_is_removed_only_where_it_is() -> None:
+    rec = bundled("ptbxl/00003_hr")
+    x = rec.signals_mv
+    assert np.array_equal(remove_mains(x, rec.fs), x)  # a clean record is left as it is
+    t = np.arange(x.shape[0]) / rec.fs
+    hum = np.zeros_like(x)
+    hum[:, 1] = 0.2 * np.sin(2 * np.pi * 49.9 * t)  # lead II hums at 50 Hz ...
+    hum[:, 7] = 0.05 * np.sin(2 * np.pi * 60.1 * t)  # ... V2 at 60 Hz
+    assert mains_interference(x[:, 1] + hum[:, 1], rec.fs) == [50.0]
+    assert mains_interference(x[:, 7] + hum[:, 7], rec.fs) == [60.0]
+    cleaned = remove_mains(x + hum, rec.fs)
+    inner = slice(int(rec.fs), -int(rec.fs))  # away from the window's ends
+    for lead in (1, 7):
+        assert np.sqrt(np.mean((cleaned[inner, lead] - x[inner, lead]) ** 2)) < 0.01
+    untouched = [lead for lead in range(x.shape[1]) if lead not in (1, 7)]
+    assert np.array_equal(cleaned[:, untouched], x[:, untouched])

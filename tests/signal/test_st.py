@@ -282,3 +282,31 @@ def test_100_hz_input_is_measured_like_500_hz() -> None:
     agree, j_diff, differ = low_rate_agreement(names)
     assert agree >= 0.95 * len(names), differ
     assert float(np.median(j_diff)) <= 5.0, np.median(j_diff)
+
+
+def with_interference(rec: Record, mains_mv: float = 0.0, wander_mv: float = 0.0) -> np.ndarray:
+    """The record with powerline hum (50 Hz, a slow drift of phase) and respiratory wander
+    (0.3 Hz, a different size on every lead) added."""
+    t = np.arange(rec.signals_mv.shape[0]) / rec.fs
+    size = np.linspace(0.6, 1.4, rec.signals_mv.shape[1])
+    hum = mains_mv * np.sin(2 * np.pi * 50.02 * t + 0.3)
+    drift = wander_mv * np.sin(2 * np.pi * 0.3 * t)
+    return rec.signals_mv + hum[:, None] + drift[:, None] * size
+
+
+@pytest.mark.parametrize("name", ["ptbxl/00003_hr", "ptbxl/00468_hr", "ptbdb/s0010_re"])
+@pytest.mark.parametrize(
+    ("mains_mv", "wander_mv"), [(0.2, 0.0), (0.0, 0.5)], ids=["50 Hz hum", "wander"]
+)
+def test_hum_and_wander_do_not_change_the_st_levels(
+    name: str, mains_mv: float, wander_mv: float
+) -> None:
+    rec = bundled(name)
+    clean = run(rec)
+    noisy = analyze(with_interference(rec, mains_mv, wander_mv), rec.fs, rec.leads)
+    assert noisy.evaluable, noisy.why_not
+    assert (noisy.stemi, noisy.territories) == (clean.stemi, clean.territories)
+    assert noisy.ischemic_depression == clean.ischemic_depression
+    for lead, st_clean in clean.per_lead.items():
+        assert noisy.per_lead[lead].evaluable
+        assert abs(noisy.per_lead[lead].st_j60_mv - st_clean.st_j60_mv) <= 0.02, lead
