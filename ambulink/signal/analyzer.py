@@ -45,6 +45,7 @@ from ambulink.signal.lead_chain import (
     ChainBeat,
     VfVote,
 )
+from ambulink.signal.qrs import RPeak
 from ambulink.signal.quality import BlockQuality, StreamQuality
 from ambulink.signal.rhythm import (
     GapMonitor,
@@ -182,6 +183,7 @@ class Analyzer:
         self._vf = [VfDetector(fs) for _ in self._chains]  # analysis lead, backup
         self._vf_vote = VfVote()
         self._backup_owns = False
+        self._confirming = False  # the backup lead can confirm the analysis lead's VF
         self._gap_peaks: list[int] = []
         self._fed = 0
         self._finished = False
@@ -221,8 +223,9 @@ class Analyzer:
 
     def _process(self, x: NDArray[np.float64]) -> list[StreamEvent]:
         events: list[AnalyzerEvent] = []
-        # ownership changes (chain -1) and VF transitions, keyed by the sample that made them
-        # known: within one call they are handled in that order, whatever the chunking
+        # confirmation (chain -2) and ownership (-1) changes and VF transitions, keyed by the
+        # sample that made them known: within one call they are handled in that order,
+        # whatever the chunking
         vf_news: list[tuple[int, int, Transition]] = []
         # The chains first: the backup's trust is judged on R peaks up to the blocks' ends.
         for i, (chain, lead) in enumerate(zip(self._chains, self._chain_leads, strict=True)):
@@ -235,13 +238,18 @@ class Analyzer:
                 events.extend(changes)
             start, end = blocks[0].start, blocks[0].end
             both_on = confirming is not None and not off[analysis] and not off[confirming]
-            trusted = self._trust.judge(start, end, both_on=both_on)
-            backup_off = confirming is None or off[confirming] or not trusted
-            if off[analysis] and backup_off:
+            self._trust.judge(start, end, both_on=both_on)
+            backup_off = confirming is None or off[confirming]
+            stand_in = not backup_off and self._trust.stands_in
+            if off[analysis] and not stand_in:
                 self._gaps.lead_off(start, end)  # no lead to see a pause or asystole on
             backup = self._merger.judge(
-                start, end, analysis_off=off[analysis], backup_off=backup_off
+                start, end, analysis_off=off[analysis], backup_off=not stand_in
             )
+            can_confirm = not off[analysis] and not backup_off and self._trust.confirms_vf
+            if can_confirm != self._confirming:
+                self._confirming = can_confirm
+                vf_news.append((end, -2, Transition(start, can_confirm, end)))
             if backup != self._backup_owns:
                 self._backup_owns = backup
                 vf_news.append((end, -1, Transition(start, backup, end)))
@@ -280,9 +288,11 @@ class Analyzer:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _add_beats(self, chain: int, peaks: list[int], beats: list[ChainBeat]) -> None:
-        self._gap_peaks.extend(peaks)  # pauses need silence on both leads, beats or not
-        self._trust.add(chain, peaks)
+    def _add_beats(self, chain: int, peaks: list[RPeak], beats: list[ChainBeat]) -> None:
+        samples = [peak.sample for peak in peaks]
+        self._gap_peaks.extend(samples)  # pauses need silence on both leads, beats or not
+        floor = self._chains[chain].qrs.energy_floor
+        self._trust.add(chain, samples, [peak.energy / floor for peak in peaks])
         self._merger.add(chain, beats)
 
     def _release_beats(self, final: bool) -> list[AnalyzerEvent]:
@@ -332,11 +342,12 @@ class Analyzer:
     def _vote_vf(self, news: list[tuple[int, int, Transition]]) -> list[AnalyzerEvent]:
         out: list[AnalyzerEvent] = []
         for _, chain, t in sorted(news, key=lambda n: (n[0], n[1])):
-            votes = (
-                self._vf_vote.owner(t.active, t.decided_at)
-                if chain < 0
-                else self._vf_vote.transition(chain, t)
-            )
+            if chain == -2:
+                votes = self._vf_vote.confirm(t.active, t.decided_at)
+            elif chain == -1:
+                votes = self._vf_vote.owner(t.active, t.decided_at)
+            else:
+                votes = self._vf_vote.transition(chain, t)
             for vote in votes:
                 out.extend(self._waveform_change("VF", vote))
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 from ambulink.signal.atrial import AtrialCoherence
 from ambulink.signal.beats import BeatClassifier
 from ambulink.signal.events import Beat, Transition
-from ambulink.signal.qrs import QrsDetector
+from ambulink.signal.qrs import QrsDetector, RPeak
 
 SETTLE_S = 3.0  # a lead back on is trusted after this long (its filters and levels settle)
 SAME_BEAT_MS = 200.0  # beats of two leads this close at a switch are one beat (QRS refractory)
@@ -31,7 +32,11 @@ BACKUP_IDENT_BASE = 1_000_000  # the backup's QRS shape ids, apart from the anal
 TRUST_WINDOW_S = 30.0  # the backup's beats are counted against the analysis lead's over this
 TRUST_LAG_S = 5.0  # ... much time both were on, ending this long before the block judged
 MIN_TRUST_BEATS = 10  # fewer analysis-lead beats than this in the window: the judgement stands
-MIN_BACKUP_SHARE = 0.75  # the backup must find this share of the analysis lead's beats
+MIN_BACKUP_SHARE = 0.75  # the backup must find this share of the analysis lead's beats ...
+NEAR_FLOOR = 3.0  # ... when its QRS complexes are small: this share of them under this many
+NEAR_FLOOR_SHARE = (
+    0.2  # times the detector's floor (a QRS of ~0.17 mV); else it is the analysis lead's noise
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +56,20 @@ class BeatChain:
         self.classifier = BeatClassifier(fs_hz, ident_base=ident_base)
         self.atrial = AtrialCoherence(fs_hz)
 
-    def feed(self, lead: NDArray[np.float64]) -> tuple[list[int], list[ChainBeat]]:
+    def feed(self, lead: NDArray[np.float64]) -> tuple[list[RPeak], list[ChainBeat]]:
         """Add samples (mV); return the R peaks and the labelled beats they complete."""
         self.classifier.feed(lead)
-        peaks: list[int] = []
+        peaks = self.qrs.feed(lead)
         beats: list[ChainBeat] = []
-        for peak in self.qrs.feed(lead):
-            peaks.append(peak.sample)
+        for peak in peaks:
             beats.extend(self._with_preceding(self.classifier.add_peak(peak.sample)))
         beats.extend(self._with_preceding(self.classifier.ready_beats()))
         beats.extend(self._with_preceding(self.classifier.expire(self.qrs.horizon)))
         return peaks, beats
 
-    def flush(self) -> tuple[list[int], list[ChainBeat]]:
-        peaks = [p.sample for p in self.qrs.flush()]
-        beats = [b for p in peaks for b in self._with_preceding(self.classifier.add_peak(p))]
+    def flush(self) -> tuple[list[RPeak], list[ChainBeat]]:
+        peaks = self.qrs.flush()
+        beats = [b for p in peaks for b in self._with_preceding(self.classifier.add_peak(p.sample))]
         return peaks, beats + self._with_preceding(self.classifier.flush())
 
     def _with_preceding(self, beats: list[Beat]) -> list[ChainBeat]:
@@ -83,60 +87,81 @@ class BeatChain:
 
 
 class BackupTrust:
-    """Whether the backup lead sees the beats the analysis lead sees, so it may stand in.
+    """What the backup lead can be trusted with: standing in for the analysis lead, and
+    confirming its VF. Both judged over the last ``TRUST_WINDOW_S`` of time both leads were on.
 
-    A lead with a tiny QRS (V1 of many patients) finds a fraction of the beats; standing in,
-    it would raise false pauses and asystole. While both leads are on, their R peaks are
-    counted over the last ``TRUST_WINDOW_S`` of such time; the backup is trusted while it finds
-    at least ``MIN_BACKUP_SHARE`` of the analysis lead's (at least ``MIN_TRUST_BEATS`` of them;
-    trusted until shown otherwise). Finding more does not count against it: VF and noise make
-    both leads' counts differ that way, and extra beats raise no pause.
+    - **Standing in** (``stands_in``). A lead with a tiny QRS (V1 of many patients) finds a
+      fraction of the beats; standing in, it would raise false pauses and asystole. The backup
+      stands in while it finds at least ``MIN_BACKUP_SHARE`` of the analysis lead's R peaks
+      (judged on at least ``MIN_TRUST_BEATS``). Finding more never counts against it (VF,
+      noise, tall T waves; extra beats raise no pause); a noisy analysis lead can count
+      against it, which is harmless: the analysis lead is on then.
+    - **Confirming VF** (``confirms_vf``). The backup's VF detector must be able to see VF:
+      its QRS complexes must not press against the detector's floor (under
+      ``NEAR_FLOOR_SHARE`` of them below ``NEAR_FLOOR`` times the floor energy, a QRS of
+      ~0.17 mV). This does not depend on the analysis lead, so its noise (motion artefact,
+      the case VF confirmation is for) does not take the confirmation away.
 
-    The judgement for a block uses the time both leads were on up to ``TRUST_LAG_S`` before it:
-    a QRS detector reports every R peak less than ~3.4 s after it was fed (its searchback), so
-    the counts are final there whatever the chunking, provided the chains are fed up to the
-    block's end first.
+    Both start trusted. The judgement for a block uses the time both leads were on up to
+    ``TRUST_LAG_S`` before it: a QRS detector reports every R peak less than ~3.4 s after it
+    was fed (its searchback), so the counts are final there whatever the chunking, provided
+    the chains are fed up to the block's end first.
     """
 
     def __init__(self, fs_hz: float) -> None:
         self._window = int(round(TRUST_WINDOW_S * fs_hz))
         self._lag = int(round(TRUST_LAG_S * fs_hz))
         self._peaks: tuple[list[int], list[int]] = ([], [])  # R peaks not counted yet, per lead
+        self._sizes: list[float] = []  # the backup's, in energy floors
         self._pending: deque[tuple[int, int]] = deque()  # both-on blocks not counted yet
-        self._counted: deque[tuple[int, int, int]] = deque()  # (length, analysis, backup)
-        self._totals = [0, 0, 0]
-        self.trusted = True
+        self._counted: deque[tuple[int, int, int, list[float]]] = deque()
+        self._totals = [0, 0, 0]  # length, analysis beats, backup beats in the window
+        self.stands_in = True
+        self.confirms_vf = True
 
-    def add(self, chain: int, peaks: list[int]) -> None:
-        """R peaks of chain 0 (analysis lead) or 1 (backup), in order."""
-        self._peaks[chain].extend(peaks)
+    def add(self, chain: int, samples: list[int], sizes: list[float] | None = None) -> None:
+        """R peaks of chain 0 (analysis lead) or 1 (backup, with ``sizes``: each QRS's energy
+        in units of its detector's floor), in order."""
+        self._peaks[chain].extend(samples)
+        if chain == 1:
+            self._sizes.extend(sizes or [math.inf] * len(samples))
 
-    def judge(self, start: int, end: int, *, both_on: bool) -> bool:
-        """The block ``[start, end)`` (in stream order, both leads on or not); returns whether
-        the backup may stand in for the analysis lead in it."""
+    def judge(self, start: int, end: int, *, both_on: bool) -> None:
+        """The block ``[start, end)`` (in stream order, both leads on or not): updates
+        ``stands_in`` and ``confirms_vf`` for it."""
         if both_on:
             self._pending.append((start, end))
         cutoff = start - self._lag
         while self._pending and self._pending[0][1] <= cutoff:
             lo, hi = self._pending.popleft()
-            analysis, backup = (self._count(peaks, lo, hi) for peaks in self._peaks)
-            counts = (hi - lo, analysis, backup)
-            self._counted.append(counts)
-            self._totals = [t + c for t, c in zip(self._totals, counts, strict=True)]
+            analysis = self._range(0, lo, hi)
+            backup = self._range(1, lo, hi)
+            sizes = self._sizes[backup.start : backup.stop]
+            self._counted.append((hi - lo, len(analysis), len(backup), sizes))
+            self._add_totals(hi - lo, len(analysis), len(backup), +1)
             while self._totals[0] - self._counted[0][0] >= self._window:
-                dropped = self._counted.popleft()
-                self._totals = [t - c for t, c in zip(self._totals, dropped, strict=True)]
-            _, analysis, backup = self._totals
-            if analysis >= MIN_TRUST_BEATS:
-                self.trusted = backup >= MIN_BACKUP_SHARE * analysis
+                self._add_totals(*self._counted.popleft()[:3], -1)
+            _, n_analysis, n_backup = self._totals
+            if n_analysis >= MIN_TRUST_BEATS:
+                self.stands_in = n_backup >= MIN_BACKUP_SHARE * n_analysis
+            sizes = [size for *_, block in self._counted for size in block]
+            if len(sizes) >= MIN_TRUST_BEATS:
+                near = sum(size < NEAR_FLOOR for size in sizes)
+                self.confirms_vf = near < NEAR_FLOOR_SHARE * len(sizes)
         keep_from = min(cutoff, self._pending[0][0]) if self._pending else cutoff
-        for peaks in self._peaks:
-            del peaks[: bisect.bisect_left(peaks, keep_from)]
-        return self.trusted
+        drop = [bisect.bisect_left(peaks, keep_from) for peaks in self._peaks]
+        for peaks, n in zip(self._peaks, drop, strict=True):
+            del peaks[:n]
+        del self._sizes[: drop[1]]
 
-    @staticmethod
-    def _count(peaks: list[int], lo: int, hi: int) -> int:
-        return bisect.bisect_left(peaks, hi) - bisect.bisect_left(peaks, lo)
+    def _range(self, chain: int, lo: int, hi: int) -> range:
+        peaks = self._peaks[chain]
+        return range(bisect.bisect_left(peaks, lo), bisect.bisect_left(peaks, hi))
+
+    def _add_totals(self, length: int, analysis: int, backup: int, sign: int) -> None:
+        self._totals = [
+            t + sign * c for t, c in zip(self._totals, (length, analysis, backup), strict=True)
+        ]
 
 
 class BeatMerger:
@@ -242,48 +267,68 @@ class BeatMerger:
 
 
 class VfVote:
-    """VF/VFL from the analysis lead's detector (chain 0) and, while the backup owns the
-    stream, from the backup lead's (chain 1).
+    """VF/VFL from the analysis lead's detector (chain 0) and the backup lead's (chain 1).
 
-    The backup's VF counts once it is active while the backup owns the stream (ownership
-    ``owner`` events) and keeps counting until its own offset, so a returning analysis lead
-    does not split an ongoing VF while its detector gathers its windows. VF is on while either
-    counts. Feed ownership changes and both detectors' transitions in the order of the sample
-    at which each became known (``Analyzer`` sorts them), and the output depends on the signal
-    alone.
+    - While the analysis lead owns the stream and the backup lead is on and able to see VF
+      (``confirm``; ``BackupTrust.confirms_vf``), VF starts only when both detectors see it,
+      and goes on while either does. Motion artefact (1-10 Hz, the band of VF) on one
+      electrode looks like VF to that lead's detector; true VF is in every lead.
+    - Without such a backup, the analysis lead's detector decides alone.
+    - While the backup owns the stream (analysis lead off), the backup's VF counts once it is
+      active then, and keeps counting until its own offset, so a returning analysis lead does
+      not split an ongoing VF while its detector gathers its windows.
+
+    Feed ownership and confirmation changes and both detectors' transitions in the order of
+    the sample at which each became known (``Analyzer`` sorts them), and the output depends on
+    the signal alone.
     """
 
     def __init__(self) -> None:
         self._active = [False, False]  # each detector's own state
-        self._backup_onset = 0  # onset of the backup detector's current VF
+        self._onsets = [0, 0]  # ... and the onset of its current VF
         self._backup_counts = False
         self._backup_owns = False
+        self._confirming = False
+        self._on = False
 
     @property
     def on(self) -> bool:
-        return self._active[0] or self._backup_counts
+        return self._on
 
     def owner(self, backup: bool, known_at: int) -> list[Transition]:
         """Ownership is the backup's (``backup``) from the block that ended at ``known_at``."""
-        was = self.on
         self._backup_owns = backup
         if backup and self._active[1]:
             self._backup_counts = True
-        return self._change(was, self._backup_onset, known_at)
+        return self._update(self._onsets[1], known_at)
+
+    def confirm(self, confirming: bool, known_at: int) -> list[Transition]:
+        """From the block that ended at ``known_at``, the backup lead can (``confirming``) or
+        cannot confirm the analysis lead's VF."""
+        self._confirming = confirming
+        return self._update(self._onsets[0], known_at)
 
     def transition(self, chain: int, t: Transition) -> list[Transition]:
         """A transition of chain ``chain``'s VF detector."""
-        was = self.on
         self._active[chain] = t.active
+        if t.active:
+            self._onsets[chain] = t.sample
         if chain == 1:
-            if t.active:
-                self._backup_onset = t.sample
             self._backup_counts = t.active and self._backup_owns
-        return self._change(was, t.sample, t.decided_at)
+        return self._update(t.sample, t.decided_at)
 
-    def _change(self, was: bool, sample: int, decided_at: int) -> list[Transition]:
-        """VF turned on or off: at ``sample`` (the onset or offset of the detector that turned
-        it; only one can, as the other was off or stays on)."""
-        if self.on == was:
+    def _update(self, sample: int, decided_at: int) -> list[Transition]:
+        """VF turned on or off with the last input, whose sample is ``sample``: an onset that
+        needed both leads is the later of their onsets."""
+        analysis, backup = self._active
+        if self._on:
+            now = analysis or self._backup_counts or (self._confirming and backup)
+        elif self._confirming and not self._backup_owns:
+            now = analysis and backup
+            sample = max(self._onsets) if now else sample
+        else:
+            now = analysis or self._backup_counts
+        if now == self._on:
             return []
-        return [Transition(sample, self.on, decided_at)]
+        self._on = now
+        return [Transition(sample, now, decided_at)]

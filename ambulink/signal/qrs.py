@@ -129,6 +129,11 @@ class QrsDetector:
         return self._advance(final=False)
 
     @property
+    def energy_floor(self) -> float:
+        """Integrated energy of the smallest QRS accepted (``RPeak.energy`` is in these units)."""
+        return self._energy_floor
+
+    @property
     def horizon(self) -> int:
         """Every R peak before this sample has been reported (none can come later)."""
         if self._finished:

@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.signal import butter, sosfilt
 
 from ambulink.evaluation.matching import match_beats, tolerance_samples
 from ambulink.signal.analyzer import Analyzer
@@ -15,9 +16,10 @@ from ambulink.signal.events import (
     EpisodeEnd,
     EpisodeStart,
     LeadOffEvent,
+    Transition,
     event_order,
 )
-from ambulink.signal.lead_chain import BackupTrust, BeatMerger, ChainBeat
+from ambulink.signal.lead_chain import BackupTrust, BeatMerger, ChainBeat, VfVote
 from ambulink.signal.qrs import QrsDetector
 from tests.conftest import Record, bundled, shared
 from tests.signal.chunking import chunks
@@ -155,30 +157,45 @@ def test_a_backup_lead_that_misses_beats_does_not_stand_in(sizes: list[int]) -> 
     assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
 
 
-def trust_after(analysis: list[int], backup: list[int], blocks: int, off_from: int) -> list[bool]:
-    """BackupTrust fed 1 s blocks at 100 Hz, the analysis lead off from block ``off_from``."""
+def trust_after(
+    analysis: list[int], backup: list[int], blocks: int, off_from: int, size: float = 50.0
+) -> list[tuple[bool, bool]]:
+    """(stands_in, confirms_vf) of a BackupTrust fed 1 s blocks at 100 Hz, the analysis lead
+    off from block ``off_from``; every backup QRS ``size`` times its detector's floor."""
     trust = BackupTrust(100.0)
     trust.add(0, [p for p in analysis if p < 100 * off_from])
-    trust.add(1, backup)
-    return [trust.judge(100 * i, 100 * (i + 1), both_on=i < off_from) for i in range(blocks)]
+    trust.add(1, backup, [size] * len(backup))
+    judged = []
+    for i in range(blocks):
+        trust.judge(100 * i, 100 * (i + 1), both_on=i < off_from)
+        judged.append((trust.stands_in, trust.confirms_vf))
+    return judged
 
 
-def test_a_backup_finding_most_beats_is_trusted_extra_beats_or_not() -> None:
+def test_a_backup_finding_most_beats_stands_in_extra_beats_or_not() -> None:
     analysis = list(range(50, 6000, 100))  # one beat a second for 60 s
     missing_few = [p + 3 for p in analysis if p % 1000 != 50]  # nine in ten
     doubled = sorted([p + 3 for p in analysis] + [p + 40 for p in analysis])
     for backup in (missing_few, doubled):
-        assert all(trust_after(analysis, backup, 60, off_from=40))
+        assert all(stands for stands, _ in trust_after(analysis, backup, 60, off_from=40))
 
 
-def test_a_backup_missing_beats_is_distrusted_after_the_lag_and_the_judgement_stands() -> None:
+def test_a_backup_missing_beats_does_not_stand_in_after_the_lag() -> None:
     analysis = list(range(50, 6000, 100))
     half = [p + 3 for p in analysis if p % 200 == 50]  # every other beat
-    judged = trust_after(analysis, half, 60, off_from=40)
+    stands = [s for s, _ in trust_after(analysis, half, 60, off_from=40)]
     # the first block is counted once TRUST_LAG_S (5 s) has passed, and from ten beats on
-    assert judged[:15] == [True] * 15
-    assert judged[15:] == [False] * 45  # also while the analysis lead is off: no new counts
-    assert trust_after(analysis, half, 60, off_from=9)[-1]  # too few beats seen to judge
+    assert stands[:15] == [True] * 15
+    assert stands[15:] == [False] * 45  # also while the analysis lead is off: no new counts
+    assert trust_after(analysis, half, 60, off_from=9)[-1][0]  # too few beats seen to judge
+
+
+def test_a_backup_with_small_qrs_complexes_cannot_confirm_vf() -> None:
+    analysis = list(range(50, 6000, 100))
+    backup = [p + 3 for p in analysis]
+    assert all(confirms for _, confirms in trust_after(analysis, backup, 60, off_from=40))
+    small = [c for _, c in trust_after(analysis, backup, 60, off_from=40, size=2.0)]
+    assert small[:15] == [True] * 15 and small[15:] == [False] * 45
 
 
 def test_expired_beats_get_the_label_the_next_beat_would_give() -> None:
@@ -290,3 +307,46 @@ def test_vf_goes_on_when_the_analysis_lead_comes_off_during_it(sizes: list[int])
     assert sorted(chunked, key=event_order) == sorted(whole, key=event_order)
     alone = run(Analyzer(record.fs, record.leads[:1]), signals[:, :1])
     assert vf_episodes(alone)[0][1] < 140 * record.fs  # the analysis lead alone loses it
+
+
+def motion_artefact(record: Record, seconds: float, seed: int) -> np.ndarray:
+    """The record's first ``seconds`` with 10 s bursts of 1-10 Hz motion artefact (0.5 mV RMS,
+    the band of VF) on the first lead, every 60 s from 30 s."""
+    signals = record.signals_mv[: int(seconds * record.fs)].copy()
+    n = signals.shape[0]
+    sos = butter(2, (1.0, 10.0), btype="bandpass", fs=record.fs, output="sos")
+    artefact = sosfilt(sos, np.random.default_rng(seed).normal(0.0, 1.0, n))
+    artefact *= 0.5 / artefact.std()
+    burst = np.zeros(n)
+    for start in range(int(30 * record.fs), n - int(10 * record.fs), int(60 * record.fs)):
+        burst[start : start + int(10 * record.fs)] = 1.0
+    signals[:, 0] += burst * artefact
+    return signals
+
+
+def test_motion_artefact_on_one_lead_is_not_vf() -> None:
+    record = bundled("mitdb/100")
+    signals = motion_artefact(record, 360.0, seed=100)
+    alone = run(Analyzer(record.fs, record.leads[:1]), signals[:, :1])
+    assert vf_episodes(alone), "the artefact looks like VF to one lead's detector"
+    both = run(Analyzer(record.fs, record.leads), signals)
+    assert not vf_episodes(both)  # V5 shows sinus rhythm: VF is not confirmed
+
+
+def vote(events: list[tuple[str, int, bool]], confirming: bool = True) -> list[tuple[int, bool]]:
+    """VfVote at 100 Hz fed ("a"nalysis / "b"ackup detector, sample, active) transitions,
+    each decided 3 s after its sample; returns the VF (sample, on) transitions."""
+    vf = VfVote()
+    out = vf.confirm(confirming, 0)
+    for source, sample, active in events:
+        out += vf.transition(0 if source == "a" else 1, Transition(sample, active, sample + 300))
+    return [(t.sample, t.active) for t in out]
+
+
+def test_vf_vote_needs_both_leads_to_start_and_one_to_go_on() -> None:
+    one_lead = [("a", 1000, True), ("a", 2000, False)]
+    assert vote(one_lead) == []
+    assert vote(one_lead, confirming=False) == [(1000, True), (2000, False)]
+    both = [("a", 1000, True), ("b", 1200, True), ("a", 5000, False), ("b", 6000, False)]
+    assert vote(both) == [(1200, True), (6000, False)]  # from the later onset to the last offset
+    assert vote([("b", 1000, True), ("b", 2000, False)]) == []  # the backup never alone
