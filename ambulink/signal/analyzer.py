@@ -343,9 +343,9 @@ class Analyzer:
         out: list[AnalyzerEvent] = []
         for _, chain, t in sorted(news, key=lambda n: (n[0], n[1])):
             if chain == -2:
-                votes = self._vf_vote.confirm(t.active, t.decided_at)
+                votes = self._vf_vote.confirm(t)
             elif chain == -1:
-                votes = self._vf_vote.owner(t.active, t.decided_at)
+                votes = self._vf_vote.owner(t)
             else:
                 votes = self._vf_vote.transition(chain, t)
             for vote in votes:

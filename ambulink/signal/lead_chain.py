@@ -295,18 +295,19 @@ class VfVote:
     def on(self) -> bool:
         return self._on
 
-    def owner(self, backup: bool, known_at: int) -> list[Transition]:
-        """Ownership is the backup's (``backup``) from the block that ended at ``known_at``."""
-        self._backup_owns = backup
-        if backup and self._active[1]:
+    def owner(self, change: Transition) -> list[Transition]:
+        """Ownership is the backup's (``change.active``) from the block that starts at
+        ``change.sample`` and ended at ``change.decided_at``."""
+        self._backup_owns = change.active
+        if change.active and self._active[1]:
             self._backup_counts = True
-        return self._update(self._onsets[1], known_at)
+        return self._update(self._onsets[1], change.sample, change.decided_at)
 
-    def confirm(self, confirming: bool, known_at: int) -> list[Transition]:
-        """From the block that ended at ``known_at``, the backup lead can (``confirming``) or
-        cannot confirm the analysis lead's VF."""
-        self._confirming = confirming
-        return self._update(self._onsets[0], known_at)
+    def confirm(self, change: Transition) -> list[Transition]:
+        """From the block at ``change.sample`` (ended at ``change.decided_at``), the backup
+        lead can (``change.active``) or cannot confirm the analysis lead's VF."""
+        self._confirming = change.active
+        return self._update(self._onsets[0], change.sample, change.decided_at)
 
     def transition(self, chain: int, t: Transition) -> list[Transition]:
         """A transition of chain ``chain``'s VF detector."""
@@ -315,20 +316,20 @@ class VfVote:
             self._onsets[chain] = t.sample
         if chain == 1:
             self._backup_counts = t.active and self._backup_owns
-        return self._update(t.sample, t.decided_at)
+        return self._update(t.sample, t.sample, t.decided_at)
 
-    def _update(self, sample: int, decided_at: int) -> list[Transition]:
-        """VF turned on or off with the last input, whose sample is ``sample``: an onset that
-        needed both leads is the later of their onsets."""
+    def _update(self, onset: int, offset: int, decided_at: int) -> list[Transition]:
+        """VF turned on (at ``onset``) or off (at ``offset``) with the last input; an onset
+        that needed both leads is the later of their onsets."""
         analysis, backup = self._active
         if self._on:
             now = analysis or self._backup_counts or (self._confirming and backup)
         elif self._confirming and not self._backup_owns:
             now = analysis and backup
-            sample = max(self._onsets) if now else sample
+            onset = max(self._onsets)
         else:
             now = analysis or self._backup_counts
         if now == self._on:
             return []
         self._on = now
-        return [Transition(sample, now, decided_at)]
+        return [Transition(onset if now else offset, now, decided_at)]

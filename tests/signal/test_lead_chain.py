@@ -337,7 +337,7 @@ def vote(events: list[tuple[str, int, bool]], confirming: bool = True) -> list[t
     """VfVote at 100 Hz fed ("a"nalysis / "b"ackup detector, sample, active) transitions,
     each decided 3 s after its sample; returns the VF (sample, on) transitions."""
     vf = VfVote()
-    out = vf.confirm(confirming, 0)
+    out = vf.confirm(Transition(0, confirming, 0))
     for source, sample, active in events:
         out += vf.transition(0 if source == "a" else 1, Transition(sample, active, sample + 300))
     return [(t.sample, t.active) for t in out]
@@ -350,3 +350,13 @@ def test_vf_vote_needs_both_leads_to_start_and_one_to_go_on() -> None:
     both = [("a", 1000, True), ("b", 1200, True), ("a", 5000, False), ("b", 6000, False)]
     assert vote(both) == [(1200, True), (6000, False)]  # from the later onset to the last offset
     assert vote([("b", 1000, True), ("b", 2000, False)]) == []  # the backup never alone
+
+
+def test_vf_held_by_the_backup_ends_where_the_backup_stops_confirming() -> None:
+    vf = VfVote()
+    vf.confirm(Transition(0, True, 100))
+    vf.transition(0, Transition(1000, True, 1300))
+    vf.transition(1, Transition(1100, True, 1400))
+    vf.transition(0, Transition(3000, False, 3300))  # held by the backup's VF
+    ended = vf.confirm(Transition(3500, False, 3600))  # the backup's electrode comes off
+    assert [(t.sample, t.active, t.decided_at) for t in ended] == [(3500, False, 3600)]
