@@ -163,6 +163,22 @@ def _raw_fault(x: FloatArray) -> str | None:
     return None
 
 
+def _pr_window(median: MedianBeat) -> tuple[int, int]:
+    """(stop, start) samples of the median beat's PR segment: 20 ms ending 10 ms before the
+    QRS onset."""
+    stop = median.index(median.bounds.onset_ms - 10.0)
+    return stop, max(stop - int(round(20 * median.fs_hz / 1000.0)), 0)
+
+
+def _st_spread(median: MedianBeat, column: int) -> float:
+    """Beat-to-beat spread (robust SD, mV) of one lead's ST level at J+60 ms."""
+    pr_stop, pr_start = _pr_window(median)
+    per_beat = median.per_beat_mv[:, :, column : column + 1]
+    level = _level(per_beat, median, median.bounds.offset_ms + 60)[:, 0]
+    st = level - per_beat[:, pr_start:pr_stop, 0].mean(axis=1)
+    return 1.4826 * float(np.median(np.abs(st - np.median(st))))
+
+
 def _find_median(
     window: FloatArray, fs_hz: float, order: list[int], use: NDArray[np.bool_]
 ) -> tuple[MedianBeat, int] | None:
@@ -304,10 +320,17 @@ def analyze(
                 per_lead[lead] = _unusable(lead, why)
         return _not_evaluable(why, per_lead, notes, evidence)
     median, r_column = found
+    # A lead too noisy for ST (motion artefact) must not pick the R peaks nor move the QRS
+    # bounds of the others: without it, once more.
+    noisy = [c for c in range(len(names)) if use[c] and _st_spread(median, c) > NOISY_ST_MV]
+    quiet = use.copy()
+    quiet[noisy] = False
+    if noisy and quiet.any():
+        again = _find_median(window, fs_hz, [c for c in order if quiet[c]], quiet)
+        if again is not None:
+            median, r_column = again
     j_ms, onset_ms = median.bounds.offset_ms, median.bounds.onset_ms
-    ms = fs_hz / 1000.0
-    pr_stop = median.index(onset_ms - 10.0)
-    pr_start = max(pr_stop - int(round(20 * ms)), 0)
+    pr_stop, pr_start = _pr_window(median)
 
     shapes: dict[str, QrsShape] = {}
     t_ends: list[float] = []
@@ -322,11 +345,7 @@ def analyze(
         st_j80 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 80)[0])
         st_j60 -= baseline
         st_j80 -= baseline
-        per_beat = median.per_beat_mv[:, :, column : column + 1]
-        beat_st = _level(per_beat, median, j_ms + 60)[:, 0] - per_beat[:, pr_start:pr_stop, 0].mean(
-            axis=1
-        )
-        spread = 1.4826 * float(np.median(np.abs(beat_st - np.median(beat_st))))
+        spread = _st_spread(median, column)
         qrs = beat[median.index(onset_ms) : median.index(j_ms) + 1] - baseline
         shapes[lead] = QrsShape(
             max(float(qrs.max()), 0.0), max(-float(qrs.min()), 0.0), *_q_wave(qrs, fs_hz)

@@ -9,6 +9,7 @@ import wfdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from scipy.signal import butter, sosfilt
 
 from ambulink.errors import SignalError
 from ambulink.signal.st import (
@@ -310,3 +311,19 @@ def test_hum_and_wander_do_not_change_the_st_levels(
     for lead, st_clean in clean.per_lead.items():
         assert noisy.per_lead[lead].evaluable
         assert abs(noisy.per_lead[lead].st_j60_mv - st_clean.st_j60_mv) <= 0.02, lead
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_lead_with_motion_artefact_does_not_move_the_others(seed: int) -> None:
+    rec = bundled("ptbxl/00003_hr")
+    clean = run(rec)
+    signals = rec.signals_mv.copy()
+    sos = butter(2, (1.0, 10.0), btype="bandpass", fs=rec.fs, output="sos")
+    artefact = sosfilt(sos, np.random.default_rng(seed).normal(0.0, 1.0, signals.shape[0]))
+    signals[:, rec.leads.index("II")] += artefact * 0.3 / artefact.std()  # 0.3 mV RMS, 1-10 Hz
+    noisy = analyze(signals, rec.fs, rec.leads)
+    assert not noisy.per_lead["II"].evaluable and noisy.analysis_lead != "II"
+    assert not noisy.stemi
+    for lead, st_clean in clean.per_lead.items():
+        if lead != "II":
+            assert abs(noisy.per_lead[lead].st_j60_mv - st_clean.st_j60_mv) <= 0.01, lead
