@@ -322,13 +322,15 @@ def analyze(
     median, r_column = found
     # A lead too noisy for ST (motion artefact) must not pick the R peaks nor move the QRS
     # bounds of the others: without it, once more.
-    noisy = [c for c in range(len(names)) if use[c] and _st_spread(median, c) > NOISY_ST_MV]
+    spreads = {c: _st_spread(median, c) for c in range(len(names)) if use[c]}
+    noisy = [c for c, spread in spreads.items() if spread > NOISY_ST_MV]
     quiet = use.copy()
     quiet[noisy] = False
     if noisy and quiet.any():
         again = _find_median(window, fs_hz, [c for c in order if quiet[c]], quiet)
         if again is not None:
             median, r_column = again
+            spreads = {c: _st_spread(median, c) for c in spreads}
     j_ms, onset_ms = median.bounds.offset_ms, median.bounds.onset_ms
     pr_stop, pr_start = _pr_window(median)
 
@@ -345,7 +347,7 @@ def analyze(
         st_j80 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 80)[0])
         st_j60 -= baseline
         st_j80 -= baseline
-        spread = _st_spread(median, column)
+        spread = spreads[column]
         qrs = beat[median.index(onset_ms) : median.index(j_ms) + 1] - baseline
         shapes[lead] = QrsShape(
             max(float(qrs.max()), 0.0), max(-float(qrs.min()), 0.0), *_q_wave(qrs, fs_hz)
