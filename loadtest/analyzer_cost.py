@@ -15,9 +15,6 @@ code before it on the same machine in the same run. Batch ``beats.classify`` is 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -63,22 +60,10 @@ def measure(repeat: int) -> dict[str, float]:
 
 
 def _in_checkout(tree: Path, repeat: int) -> dict[str, float]:
-    # this file's ``measure``, importing the ``ambulink`` of ``tree`` (which may predate it)
-    code = (
-        "import importlib.util, json, sys; sys.path.insert(0, sys.argv[1]); "
-        "spec = importlib.util.spec_from_file_location('cost', sys.argv[2]); "
-        "cost = importlib.util.module_from_spec(spec); spec.loader.exec_module(cost); "
-        "import ambulink; assert ambulink.__file__.startswith(sys.argv[1]), ambulink.__file__; "
-        "print(json.dumps(cost.measure(int(sys.argv[3]))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tree), __file__, str(repeat)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    # imported here: the child runs this file with the peer's packages first on sys.path
+    from loadtest.checkout import run_in_checkout
+
+    result: dict[str, float] = run_in_checkout(tree, __file__, "measure", repeat)
     return result
 
 

@@ -2,8 +2,8 @@
 
 Beats are cut around the R peaks of one lead, checked against each other across all leads
 (ectopic shapes, premature beats and noisy beats are left out) and combined by the sample-wise
-median. Baseline wander is removed gently: a cubic spline through the PR-segment levels of the
-kept beats (the isoelectric points) is subtracted, so the ST segment keeps its true level, which
+median. Baseline wander is removed gently: a cubic spline through the PR-segment levels of all
+the beats (the isoelectric points) is subtracted, so the ST segment keeps its true level, which
 a 0.5 Hz high-pass would not; a straight line between the points left ~0.1 mV of a 0.5 mV
 respiratory wander at the ST segment.
 
@@ -200,14 +200,15 @@ def build_median_beat(
     bounds = qrs_bounds(np.median(rough, axis=0), pre, fs_hz, use)
     if bounds is None:
         return None
-    # Second pass: subtract a cubic spline through the kept beats' PR levels (20 ms ending
-    # 10 ms before the QRS onset) in absolute time; an ectopic beat has no PR segment.
+    # Second pass: subtract a cubic spline through every beat's PR level (20 ms ending 10 ms
+    # before the QRS onset) in absolute time. Left-out beats count too: with the kept ones
+    # alone the knots can be seconds apart, too far to follow respiratory wander.
     pr_end = pre + int(round(bounds.onset_ms * ms)) - int(round(10 * ms))
     pr_start = pr_end - int(round(20 * ms))
     if pr_start < 0:
         return None
-    pr_level = raw[keep, pr_start:pr_end, :].mean(axis=1)  # (n_kept, n_leads)
-    pr_time = peaks[keep] + (pr_start + pr_end) // 2 - pre
+    pr_level = raw[:, pr_start:pr_end, :].mean(axis=1)  # (n_beats, n_leads)
+    pr_time = peaks + (pr_start + pr_end) // 2 - pre
     times = peaks[keep, None] + np.arange(-pre, post)[None, :]
     baseline = CubicSpline(pr_time, pr_level, axis=0, bc_type="natural")(times)
     clean = raw[keep] - baseline

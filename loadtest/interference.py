@@ -1,0 +1,200 @@
+"""False alarms and lost findings under the interference an ambulance ECG carries, for two
+checkouts.
+
+``python -m loadtest.interference st --data DIR [--data DIR ...] [--peer DIR]``
+``python -m loadtest.interference rhythm --data DIR [--peer DIR]``
+
+- ``st``: the first 10 s of every 12-lead record that ``ambulink eval st`` finds in the
+  folders (PTB-XL, LUDB, PTB), analysed by ``st.analyze`` clean and with one interference
+  added: 50 Hz hum (0.2 mV), respiratory wander (0.3 Hz, 0.25-0.75 mV per lead), 1-10 Hz motion
+  artefact (0.3 mV RMS) or 20-150 Hz EMG (0.3 mV RMS) on one lead, or one lead flat. Per
+  reference group: records flagged STEMI and records not evaluable.
+- ``rhythm``: every WFDB record with annotations in the folder (MIT-BIH) through the two-lead
+  streaming ``Analyzer``: clean, with 10 s bursts of motion artefact or EMG on the first lead
+  every 60 s, and with the first lead detached (flat) over three 60 s spans. Per condition:
+  the VF, VT, asystole and pause episodes started.
+
+The interference is seeded per record, so both checkouts see the same samples. With ``--peer``
+(another checkout, e.g. ``git worktree add /tmp/before HEAD~1``) the same sweep runs there in
+a child process and both columns are printed. Nothing here asserts a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import butter, sosfilt
+
+FloatArray = NDArray[np.float64]
+Fault = Callable[[FloatArray, float, list[str], np.random.Generator], FloatArray]
+RHYTHM_LABELS = ("VF", "VT", "ASYSTOLE", "PAUSE")
+
+
+def _noise(
+    n: int, fs: float, band: tuple[float, float], rms: float, rng: np.random.Generator
+) -> FloatArray:
+    sos = butter(2, band, btype="bandpass", fs=fs, output="sos")
+    noise = np.asarray(sosfilt(sos, rng.normal(0.0, 1.0, n)), dtype=np.float64)
+    return noise * (rms / float(noise.std()))
+
+
+def _one_lead(band: tuple[float, float], rms: float) -> Fault:
+    def add(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
+        y = x.copy()
+        y[:, rng.integers(len(leads))] += _noise(len(x), fs, band, rms, rng)
+        return y
+
+    return add
+
+
+def _hum(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
+    t = np.arange(len(x)) / fs
+    return x + 0.2 * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))[:, None]
+
+
+def _wander(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
+    t = np.arange(len(x)) / fs
+    drift = 0.5 * np.sin(2 * np.pi * 0.3 * t + rng.uniform(0, 2 * np.pi))
+    return x + drift[:, None] * rng.uniform(0.5, 1.5, len(leads))
+
+
+def _flat(name: str) -> Fault:
+    def add(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
+        y = x.copy()
+        if name in leads:
+            y[:, leads.index(name)] = 0.3
+        return y
+
+    return add
+
+
+ST_FAULTS: dict[str, Fault] = {
+    "clean": lambda x, fs, leads, rng: x,
+    "50 Hz hum 0.2 mV": _hum,
+    "wander 0.3 Hz": _wander,
+    "motion 1-10 Hz one lead": _one_lead((1.0, 10.0), 0.3),
+    "EMG 20-150 Hz one lead": _one_lead((20.0, 150.0), 0.3),
+    "V2 flat": _flat("V2"),
+}
+
+
+def st_sweep(folders: list[str]) -> dict[str, dict[str, list[int]]]:
+    """{fault: {group: [records, flagged STEMI, not evaluable]}} with the ambulink on sys.path."""
+    from ambulink.evaluation.st_records import list_cases, read_signals
+    from ambulink.signal.st import analyze
+
+    out: dict[str, dict[str, list[int]]] = {name: {} for name in ST_FAULTS}
+    for folder in folders:
+        for case in list_cases(Path(folder)):
+            record = read_signals(case, seconds=10.0)
+            for name, fault in ST_FAULTS.items():
+                rng = np.random.default_rng(zlib.crc32(f"{case.label} {name}".encode()))
+                x = fault(record.signals_mv, record.fs, record.leads, rng)
+                ref = case.reference
+                result = analyze(x, record.fs, record.leads, ref.sex, ref.age)
+                row = out[name].setdefault(ref.group.value, [0, 0, 0])
+                row[0] += 1
+                row[1] += int(result.stemi)
+                row[2] += int(not result.evaluable)
+    return out
+
+
+def _bursts(n: int, fs: float) -> FloatArray:
+    """1 inside 10 s bursts, one every 60 s from 30 s; 0 elsewhere."""
+    mask = np.zeros(n)
+    for start in range(int(30 * fs), n - int(10 * fs), int(60 * fs)):
+        mask[start : start + int(10 * fs)] = 1.0
+    return mask
+
+
+def _rhythm_faults(x: FloatArray, fs: float, rng: np.random.Generator) -> dict[str, FloatArray]:
+    n = len(x)
+    motion, emg, detached = x.copy(), x.copy(), x.copy()
+    motion[:, 0] += _bursts(n, fs) * _noise(n, fs, (1.0, 10.0), 0.5, rng)
+    emg[:, 0] += _bursts(n, fs) * _noise(n, fs, (20.0, min(150.0, 0.45 * fs)), 0.3, rng)
+    for start_s in (300, 900, 1500):
+        detached[int(start_s * fs) : int((start_s + 60) * fs), 0] = 0.4
+    return {"clean": x, "motion bursts": motion, "EMG bursts": emg, "first lead detached": detached}
+
+
+def rhythm_sweep(folder: str) -> dict[str, dict[str, int]]:
+    """{condition: {label: episodes started}} over the folder's records."""
+    import wfdb
+
+    from ambulink.signal.analyzer import Analyzer
+    from ambulink.signal.events import EpisodeStart
+
+    out: dict[str, dict[str, int]] = {}
+    for header in sorted(Path(folder).glob("*.hea")):
+        if not header.with_suffix(".atr").exists():
+            continue
+        record = wfdb.rdrecord(str(header.with_suffix("")))
+        if record.n_sig < 2:
+            continue
+        x = np.nan_to_num(np.asarray(record.p_signal, dtype=np.float64))
+        rng = np.random.default_rng(zlib.crc32(header.stem.encode()))
+        for name, signals in _rhythm_faults(x, float(record.fs), rng).items():
+            analyzer = Analyzer(float(record.fs), list(record.sig_name))
+            events = analyzer.feed(signals) + analyzer.flush()
+            counts = out.setdefault(name, dict.fromkeys(RHYTHM_LABELS, 0))
+            for event in events:
+                if isinstance(event, EpisodeStart) and event.label in counts:
+                    counts[event.label] += 1
+    return out
+
+
+def _on_peer(peer: Path | None, function: str, *args: object) -> Any:
+    """The same sweep with ``peer``'s ambulink (None without a peer)."""
+    if peer is None:
+        return None
+    from loadtest.checkout import run_in_checkout
+
+    return run_in_checkout(peer.resolve(), __file__, function, *args, timeout_s=3600.0)
+
+
+def _print_st(this: dict[str, dict[str, list[int]]], peer: Any) -> None:
+    print("interference             group            records  STEMI       not evaluable")
+    for fault in ST_FAULTS:
+        for group, (n, flagged, unusable) in sorted(this[fault].items()):
+            other = (peer or {}).get(fault, {}).get(group)
+            stemi = f"{flagged}" + (f" / {other[1]}" if other else "")
+            bad = f"{unusable}" + (f" / {other[2]}" if other else "")
+            print(f"{fault:24} {group:16} {n:7}  {stemi:11} {bad}")
+
+
+def _print_rhythm(this: dict[str, dict[str, int]], peer: Any) -> None:
+    print(f"{'condition':21} " + "  ".join(f"{label:>10}" for label in RHYTHM_LABELS))
+    for condition, counts in this.items():
+        other = (peer or {}).get(condition)
+        cells = [f"{counts[k]}" + (f" / {other[k]}" if other else "") for k in RHYTHM_LABELS]
+        print(f"{condition:21} " + "  ".join(f"{cell:>10}" for cell in cells))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Counts read 'this / peer' with --peer. Example: python -m loadtest.interference "
+        "st --data ../shared/ecg/ptbxl --data ../shared/ecg/ludb --peer /tmp/before",
+    )
+    parser.add_argument("sweep", choices=("st", "rhythm"), help="which analysis to disturb")
+    parser.add_argument("--data", action="append", required=True, help="record folder")
+    parser.add_argument("--peer", type=Path, help="another ambulink checkout to compare with")
+    args = parser.parse_args(argv)
+    if args.sweep == "st":
+        _print_st(st_sweep(args.data), _on_peer(args.peer, "st_sweep", args.data))
+    else:
+        if len(args.data) != 1:
+            parser.error("rhythm takes one --data folder")
+        folder = args.data[0]
+        _print_rhythm(rhythm_sweep(folder), _on_peer(args.peer, "rhythm_sweep", folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
