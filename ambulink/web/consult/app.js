@@ -267,8 +267,13 @@ async function showEvidence(alarm) {
     const where = Array.isArray(e.territories) && e.territories.length ? ` — ${e.territories.join(", ")}` : "";
     $("evidence-caption").textContent = `${alarmName(alarm.kind)}${where}`;
     // Why the analysis raised it, in its own words (STEMI: criteria met, reciprocal change, ...).
+    // Then its notes: leads it could not judge, electrodes to check.
     const reasons = Array.isArray(e.reasons) ? e.reasons : [];
-    $("evidence-reasons").replaceChildren(...reasons.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
+    const notes = Array.isArray(e.notes) ? e.notes : [];
+    $("evidence-reasons").replaceChildren(
+      ...reasons.map((text) => Object.assign(document.createElement("li"), { textContent: text })),
+      ...notes.map((text) => Object.assign(document.createElement("li"), { textContent: text, className: "note" })),
+    );
     $("evidence").hidden = false;
   } catch (error) {
     state.evidenceFor = null;
