@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import math
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -111,20 +110,17 @@ class BackupTrust:
     def __init__(self, fs_hz: float) -> None:
         self._window = int(round(TRUST_WINDOW_S * fs_hz))
         self._lag = int(round(TRUST_LAG_S * fs_hz))
-        self._peaks: tuple[list[int], list[int]] = ([], [])  # R peaks not counted yet, per lead
-        self._sizes: list[float] = []  # the backup's, in energy floors
+        # R peaks not counted yet, per lead: (sample, QRS energy in its detector's floors)
+        self._peaks: tuple[list[tuple[int, float]], ...] = ([], [])
         self._pending: deque[tuple[int, int]] = deque()  # both-on blocks not counted yet
-        self._counted: deque[tuple[int, int, int, list[float]]] = deque()
-        self._totals = [0, 0, 0]  # length, analysis beats, backup beats in the window
+        self._counted: deque[_TrustBlock] = deque()  # the window's both-on blocks
         self.stands_in = True
         self.confirms_vf = True
 
-    def add(self, chain: int, samples: list[int], sizes: list[float] | None = None) -> None:
-        """R peaks of chain 0 (analysis lead) or 1 (backup, with ``sizes``: each QRS's energy
-        in units of its detector's floor), in order."""
-        self._peaks[chain].extend(samples)
-        if chain == 1:
-            self._sizes.extend(sizes or [math.inf] * len(samples))
+    def add(self, chain: int, samples: list[int], sizes: list[float]) -> None:
+        """R peaks of chain 0 (analysis lead) or 1 (backup), in order, with ``sizes``: each
+        QRS's energy in units of its detector's floor."""
+        self._peaks[chain].extend(zip(samples, sizes, strict=True))
 
     def judge(self, start: int, end: int, *, both_on: bool) -> None:
         """The block ``[start, end)`` (in stream order, both leads on or not): updates
@@ -134,34 +130,36 @@ class BackupTrust:
         cutoff = start - self._lag
         while self._pending and self._pending[0][1] <= cutoff:
             lo, hi = self._pending.popleft()
-            analysis = self._range(0, lo, hi)
-            backup = self._range(1, lo, hi)
-            sizes = self._sizes[backup.start : backup.stop]
-            self._counted.append((hi - lo, len(analysis), len(backup), sizes))
-            self._add_totals(hi - lo, len(analysis), len(backup), +1)
-            while self._totals[0] - self._counted[0][0] >= self._window:
-                self._add_totals(*self._counted.popleft()[:3], -1)
-            _, n_analysis, n_backup = self._totals
+            analysis, backup = (self._take(peaks, lo, hi) for peaks in self._peaks)
+            self._counted.append(_TrustBlock(hi - lo, len(analysis), backup))
+            while sum(b.length for b in self._counted) - self._counted[0].length >= self._window:
+                self._counted.popleft()
+            n_analysis = sum(b.analysis_beats for b in self._counted)
+            sizes = [size for b in self._counted for size in b.backup_sizes]
             if n_analysis >= MIN_TRUST_BEATS:
-                self.stands_in = n_backup >= MIN_BACKUP_SHARE * n_analysis
-            sizes = [size for *_, block in self._counted for size in block]
+                self.stands_in = len(sizes) >= MIN_BACKUP_SHARE * n_analysis
             if len(sizes) >= MIN_TRUST_BEATS:
                 near = sum(size < NEAR_FLOOR for size in sizes)
                 self.confirms_vf = near < NEAR_FLOOR_SHARE * len(sizes)
         keep_from = min(cutoff, self._pending[0][0]) if self._pending else cutoff
-        drop = [bisect.bisect_left(peaks, keep_from) for peaks in self._peaks]
-        for peaks, n in zip(self._peaks, drop, strict=True):
-            del peaks[:n]
-        del self._sizes[: drop[1]]
+        for peaks in self._peaks:
+            del peaks[: bisect.bisect_left(peaks, keep_from, key=lambda p: p[0])]
 
-    def _range(self, chain: int, lo: int, hi: int) -> range:
-        peaks = self._peaks[chain]
-        return range(bisect.bisect_left(peaks, lo), bisect.bisect_left(peaks, hi))
+    @staticmethod
+    def _take(peaks: list[tuple[int, float]], lo: int, hi: int) -> list[float]:
+        """Sizes of the peaks in ``[lo, hi)``."""
+        first = bisect.bisect_left(peaks, lo, key=lambda p: p[0])
+        last = bisect.bisect_left(peaks, hi, key=lambda p: p[0])
+        return [size for _, size in peaks[first:last]]
 
-    def _add_totals(self, length: int, analysis: int, backup: int, sign: int) -> None:
-        self._totals = [
-            t + sign * c for t, c in zip(self._totals, (length, analysis, backup), strict=True)
-        ]
+
+@dataclass(frozen=True, slots=True)
+class _TrustBlock:
+    """One both-on quality block as ``BackupTrust`` counted it."""
+
+    length: int  # samples
+    analysis_beats: int
+    backup_sizes: list[float]  # the backup's R peaks, in energy floors
 
 
 class BeatMerger:
@@ -290,10 +288,6 @@ class VfVote:
         self._backup_owns = False
         self._confirming = False
         self._on = False
-
-    @property
-    def on(self) -> bool:
-        return self._on
 
     def owner(self, change: Transition) -> list[Transition]:
         """Ownership is the backup's (``change.active``) from the block that starts at

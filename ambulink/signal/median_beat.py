@@ -31,6 +31,7 @@ PREMATURE_RR = 0.80  # a beat earlier than this share of the median RR is left o
 NOISY_RESIDUAL = 3.0  # x the median residual of the beats: a noisy beat
 ONSET_FRAC = 0.04  # of (peak - floor) spatial velocity: tuned on LUDB's marks
 OFFSET_FRAC = 0.07
+PR_MS, PR_GAP_MS = 20.0, 10.0  # the PR level: this long, ending this long before the QRS
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,22 @@ class MedianBeat:
         """Window index of ``ms`` (ms after the R fiducial), clipped to the window."""
         i = self.r_index + int(round(ms * self.fs_hz / 1000.0))
         return int(min(max(i, 0), self.samples_mv.shape[0] - 1))
+
+    @property
+    def pr_segment(self) -> slice:
+        """The isoelectric reference: window samples of the PR segment (clipped to the
+        window)."""
+        pr = pr_segment(self.bounds.onset_ms, self.r_index, self.fs_hz)
+        return slice(max(pr.start, 0), max(pr.stop, 0))
+
+
+def pr_segment(onset_ms: float, r_index: int, fs_hz: float) -> slice:
+    """PR segment of a beat window whose R fiducial is at ``r_index``: ``PR_MS`` ending
+    ``PR_GAP_MS`` before the QRS onset (``onset_ms``, negative). Its start is negative when
+    the window is too short for it."""
+    ms = fs_hz / 1000.0
+    stop = r_index + int(round(onset_ms * ms)) - int(round(PR_GAP_MS * ms))
+    return slice(stop - int(round(PR_MS * ms)), stop)
 
 
 def _cut(signals_mv: FloatArray, peaks: IntArray, pre: int, post: int) -> FloatArray:
@@ -200,15 +217,14 @@ def build_median_beat(
     bounds = qrs_bounds(np.median(rough, axis=0), pre, fs_hz, use)
     if bounds is None:
         return None
-    # Second pass: subtract a cubic spline through every beat's PR level (20 ms ending 10 ms
-    # before the QRS onset) in absolute time. Left-out beats count too: with the kept ones
-    # alone the knots can be seconds apart, too far to follow respiratory wander.
-    pr_end = pre + int(round(bounds.onset_ms * ms)) - int(round(10 * ms))
-    pr_start = pr_end - int(round(20 * ms))
-    if pr_start < 0:
+    # Second pass: subtract a cubic spline through every beat's PR level in absolute time.
+    # Left-out beats count too: with the kept ones alone the knots can be seconds apart, too
+    # far to follow respiratory wander.
+    pr = pr_segment(bounds.onset_ms, pre, fs_hz)
+    if pr.start < 0:
         return None
-    pr_level = raw[:, pr_start:pr_end, :].mean(axis=1)  # (n_beats, n_leads)
-    pr_time = peaks + (pr_start + pr_end) // 2 - pre
+    pr_level = raw[:, pr, :].mean(axis=1)  # (n_beats, n_leads)
+    pr_time = peaks + (pr.start + pr.stop) // 2 - pre
     times = peaks[keep, None] + np.arange(-pre, post)[None, :]
     baseline = CubicSpline(pr_time, pr_level, axis=0, bc_type="natural")(times)
     clean = raw[keep] - baseline

@@ -165,39 +165,28 @@ def _raw_fault(x: FloatArray) -> str | None:
     return None
 
 
-def _pr_window(median: MedianBeat) -> tuple[int, int]:
-    """(stop, start) samples of the median beat's PR segment: 20 ms ending 10 ms before the
-    QRS onset."""
-    stop = median.index(median.bounds.onset_ms - 10.0)
-    return stop, max(stop - int(round(20 * median.fs_hz / 1000.0)), 0)
-
-
 def _st_spread(median: MedianBeat, column: int) -> float:
     """Beat-to-beat spread (robust SD, mV) of one lead's ST level at J+60 ms."""
-    pr_stop, pr_start = _pr_window(median)
     per_beat = median.per_beat_mv[:, :, column : column + 1]
     level = _level(per_beat, median, median.bounds.offset_ms + 60)[:, 0]
-    st = level - per_beat[:, pr_start:pr_stop, 0].mean(axis=1)
+    st = level - per_beat[:, median.pr_segment, 0].mean(axis=1)
     return 1.4826 * float(np.median(np.abs(st - np.median(st))))
 
 
-def _limb_reversal(median: MedianBeat, column: int) -> str | None:
+def _limb_reversal(median: MedianBeat, column: int, lead_i: LeadST, qrs: QrsShape) -> str | None:
     """A note when lead I has a negative P wave and a negative QRS: the sign of left and right
     arm electrodes swapped (or of dextrocardia), which mirrors the limb leads' ST too.
 
     On the 248 development records (PTB-XL, LUDB, PTB): 221 with LA/RA swapped are caught,
-    and 1 as recorded (LUDB 72, sinus rhythm).
+    and 1 as recorded (LUDB 72, sinus rhythm paced with P-synchrony).
     """
+    onset = median.bounds.onset_ms
     beat = median.samples_mv[:, column]
-    pr_stop, pr_start = _pr_window(median)
-    baseline = float(beat[pr_start:pr_stop].mean())
-    onset, offset = median.bounds.onset_ms, median.bounds.offset_ms
-    p_wave = beat[median.index(onset - P_FROM_MS) : median.index(onset - P_TO_MS)] - baseline
-    qrs = beat[median.index(onset) : median.index(offset) + 1] - baseline
-    if not p_wave.size or not qrs.size:
+    p_wave = beat[median.index(onset - P_FROM_MS) : median.index(onset - P_TO_MS)]
+    if not p_wave.size or qrs.r_mv >= qrs.s_mv:
         return None
-    p_peak = float(p_wave[np.argmax(np.abs(p_wave))])
-    if p_peak > -REVERSED_P_MV or float(qrs.max() + qrs.min()) >= 0.0:
+    p_wave = p_wave - lead_i.baseline_mv
+    if float(p_wave[np.argmax(np.abs(p_wave))]) > -REVERSED_P_MV:
         return None
     return (
         "lead I has a negative P wave and a negative QRS: left and right arm electrodes "
@@ -359,7 +348,6 @@ def analyze(
             median, r_column = again
             spreads = {c: _st_spread(median, c) for c in spreads}
     j_ms, onset_ms = median.bounds.offset_ms, median.bounds.onset_ms
-    pr_stop, pr_start = _pr_window(median)
 
     shapes: dict[str, QrsShape] = {}
     t_ends: list[float] = []
@@ -367,7 +355,7 @@ def analyze(
         if not use[column]:
             continue
         beat = median.samples_mv[:, column]
-        baseline = float(beat[pr_start:pr_stop].mean())
+        baseline = float(beat[median.pr_segment].mean())
         levels = _level(median.samples_mv[None, :, column : column + 1], median, j_ms)
         st_j = float(levels[0, 0]) - baseline
         st_j60 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 60)[0])
@@ -407,8 +395,8 @@ def analyze(
     paced = _paced(spiky, fs_hz, median, use)
     if paced is not None:
         notes.append(paced)
-    if "I" in columns and use[columns["I"]]:
-        reversal = _limb_reversal(median, columns["I"])
+    if "I" in shapes:
+        reversal = _limb_reversal(median, columns["I"], per_lead["I"], shapes["I"])
         if reversal is not None:
             notes.append(reversal)
     confounders = find_confounders(median.bounds.duration_ms, shapes, per_lead, bool(paced), sex_)

@@ -4,7 +4,6 @@ import itertools
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.signal import butter, sosfilt
 
 from ambulink.evaluation.matching import match_beats, tolerance_samples
 from ambulink.signal.analyzer import Analyzer
@@ -23,6 +22,7 @@ from ambulink.signal.lead_chain import BackupTrust, BeatMerger, ChainBeat, VfVot
 from ambulink.signal.qrs import QrsDetector
 from tests.conftest import Record, bundled, shared
 from tests.signal.chunking import chunks
+from tests.signal.interference import motion_artefact
 
 FLAT_MV = 0.4  # a detached electrode: the amplifier holds a constant level
 
@@ -163,7 +163,8 @@ def trust_after(
     """(stands_in, confirms_vf) of a BackupTrust fed 1 s blocks at 100 Hz, the analysis lead
     off from block ``off_from``; every backup QRS ``size`` times its detector's floor."""
     trust = BackupTrust(100.0)
-    trust.add(0, [p for p in analysis if p < 100 * off_from])
+    seen = [p for p in analysis if p < 100 * off_from]
+    trust.add(0, seen, [50.0] * len(seen))
     trust.add(1, backup, [size] * len(backup))
     judged = []
     for i in range(blocks):
@@ -309,14 +310,12 @@ def test_vf_goes_on_when_the_analysis_lead_comes_off_during_it(sizes: list[int])
     assert vf_episodes(alone)[0][1] < 140 * record.fs  # the analysis lead alone loses it
 
 
-def motion_artefact(record: Record, seconds: float, seed: int) -> np.ndarray:
+def motion_bursts(record: Record, seconds: float, seed: int) -> np.ndarray:
     """The record's first ``seconds`` with 10 s bursts of 1-10 Hz motion artefact (0.5 mV RMS,
     the band of VF) on the first lead, every 60 s from 30 s."""
     signals = record.signals_mv[: int(seconds * record.fs)].copy()
     n = signals.shape[0]
-    sos = butter(2, (1.0, 10.0), btype="bandpass", fs=record.fs, output="sos")
-    artefact = sosfilt(sos, np.random.default_rng(seed).normal(0.0, 1.0, n))
-    artefact *= 0.5 / artefact.std()
+    artefact = motion_artefact(n, record.fs, 0.5, seed)
     burst = np.zeros(n)
     for start in range(int(30 * record.fs), n - int(10 * record.fs), int(60 * record.fs)):
         burst[start : start + int(10 * record.fs)] = 1.0
@@ -326,7 +325,7 @@ def motion_artefact(record: Record, seconds: float, seed: int) -> np.ndarray:
 
 def test_motion_artefact_on_one_lead_is_not_vf() -> None:
     record = bundled("mitdb/100")
-    signals = motion_artefact(record, 360.0, seed=100)
+    signals = motion_bursts(record, 360.0, seed=100)
     alone = run(Analyzer(record.fs, record.leads[:1]), signals[:, :1])
     assert vf_episodes(alone), "the artefact looks like VF to one lead's detector"
     both = run(Analyzer(record.fs, record.leads), signals)

@@ -9,7 +9,6 @@ import wfdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
-from scipy.signal import butter, sosfilt
 
 from ambulink.errors import SignalError
 from ambulink.signal.st import (
@@ -23,6 +22,7 @@ from ambulink.signal.st import (
 )
 from tests.conftest import SHARED_ECG, Record, bundled
 from tests.signal.chunking import chunks
+from tests.signal.interference import motion_artefact
 from tests.signal.ludb import ludb
 
 
@@ -318,9 +318,7 @@ def test_a_lead_with_motion_artefact_does_not_move_the_others(seed: int) -> None
     rec = bundled("ptbxl/00003_hr")
     clean = run(rec)
     signals = rec.signals_mv.copy()
-    sos = butter(2, (1.0, 10.0), btype="bandpass", fs=rec.fs, output="sos")
-    artefact = sosfilt(sos, np.random.default_rng(seed).normal(0.0, 1.0, signals.shape[0]))
-    signals[:, rec.leads.index("II")] += artefact * 0.3 / artefact.std()  # 0.3 mV RMS, 1-10 Hz
+    signals[:, rec.leads.index("II")] += motion_artefact(len(signals), rec.fs, 0.3, seed)
     noisy = analyze(signals, rec.fs, rec.leads)
     assert not noisy.per_lead["II"].evaluable and noisy.analysis_lead != "II"
     assert not noisy.stemi
