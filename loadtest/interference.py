@@ -7,7 +7,8 @@ checkouts.
 - ``st``: the first 10 s of every 12-lead record that ``ambulink eval st`` finds in the
   folders (PTB-XL, LUDB, PTB), analysed by ``st.analyze`` clean and with one interference
   added: 50 Hz hum (0.2 mV), respiratory wander (0.3 Hz, 0.25-0.75 mV per lead), 1-10 Hz motion
-  artefact (0.3 mV RMS) or 20-150 Hz EMG (0.3 mV RMS) on one lead, or one lead flat. Per
+  artefact (0.3 mV RMS) or 20-150 Hz EMG (0.3 mV RMS) on one lead, or one lead flat; and
+  decimated to 250 Hz, as many monitors export (``resample_poly``, which low-passes first). Per
   reference group: records flagged STEMI and records not evaluable.
 - ``rhythm``: every WFDB record with annotations in the folder (MIT-BIH) through the two-lead
   streaming ``Analyzer``: clean, with 10 s bursts of motion artefact or EMG on the first lead
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, resample_poly, sosfilt
 
 FloatArray = NDArray[np.float64]
 Fault = Callable[[FloatArray, float, list[str], np.random.Generator], FloatArray]
@@ -82,6 +83,7 @@ ST_FAULTS: dict[str, Fault] = {
     "EMG 20-150 Hz one lead": _one_lead((20.0, 150.0), 0.3),
     "V2 flat": _flat("V2"),
 }
+ST_RATES = {"decimated to 250 Hz": 250.0}  # records at a multiple of it (500, 1000 Hz)
 
 
 def st_sweep(folders: list[str]) -> dict[str, dict[str, list[int]]]:
@@ -89,15 +91,22 @@ def st_sweep(folders: list[str]) -> dict[str, dict[str, list[int]]]:
     from ambulink.evaluation.st_records import list_cases, read_signals
     from ambulink.signal.st import analyze
 
-    out: dict[str, dict[str, list[int]]] = {name: {} for name in ST_FAULTS}
+    out: dict[str, dict[str, list[int]]] = {name: {} for name in (*ST_FAULTS, *ST_RATES)}
     for folder in folders:
         for case in list_cases(Path(folder)):
             record = read_signals(case, seconds=10.0)
+            ref = case.reference
+            inputs: dict[str, tuple[FloatArray, float]] = {}
             for name, fault in ST_FAULTS.items():
                 rng = np.random.default_rng(zlib.crc32(f"{case.label} {name}".encode()))
-                x = fault(record.signals_mv, record.fs, record.leads, rng)
-                ref = case.reference
-                result = analyze(x, record.fs, record.leads, ref.sex, ref.age)
+                inputs[name] = fault(record.signals_mv, record.fs, record.leads, rng), record.fs
+            for name, rate in ST_RATES.items():
+                factor = record.fs / rate
+                if factor > 1 and factor.is_integer():
+                    x = resample_poly(record.signals_mv, 1, int(factor), axis=0)
+                    inputs[name] = np.asarray(x, dtype=np.float64), rate
+            for name, (x, fs) in inputs.items():
+                result = analyze(x, fs, record.leads, ref.sex, ref.age)
                 row = out[name].setdefault(ref.group.value, [0, 0, 0])
                 row[0] += 1
                 row[1] += int(result.stemi)
@@ -160,7 +169,7 @@ def _on_peer(peer: Path | None, function: str, *args: object) -> Any:
 
 def _print_st(this: dict[str, dict[str, list[int]]], peer: Any) -> None:
     print("interference             group            records  STEMI       not evaluable")
-    for fault in ST_FAULTS:
+    for fault in this:
         for group, (n, flagged, unusable) in sorted(this[fault].items()):
             other = (peer or {}).get(fault, {}).get(group)
             stemi = f"{flagged}" + (f" / {other[1]}" if other else "")

@@ -112,8 +112,10 @@ def _ptbxl_cases(data_dir: Path) -> list[StCase]:
     mi = mi_codes(_read_csv(statements))
     cases = []
     for row in _read_csv(data_dir / "ptbxl_database.csv"):
-        path = data_dir / row["filename_hr"]
-        if path.with_suffix(".hea").is_file():
+        # The 500 Hz record; the 100 Hz one where a download left records500 out.
+        paths = (data_dir / row[key] for key in ("filename_hr", "filename_lr") if row.get(key))
+        path = next((p for p in paths if p.with_suffix(".hea").is_file()), None)
+        if path is not None:
             name = str(int(float(row["ecg_id"])))
             cases.append(StCase(Dataset.PTBXL, name, path, ptbxl_reference(row, mi)))
     return cases

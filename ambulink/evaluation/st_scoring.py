@@ -191,8 +191,9 @@ class StScore:
         self.groups[group].add(outcome)
         if group is Group.STEMI:
             self.territory.add(outcome)
-        self.reasons.update({reason_key(r) for r in outcome.reasons})
-        self.confounders.update({reason_key(c) for c in outcome.confounders})
+        # dict.fromkeys, not a set: counts of equal size keep the order the reasons came in
+        self.reasons.update(dict.fromkeys(reason_key(r) for r in outcome.reasons).keys())
+        self.confounders.update(dict.fromkeys(reason_key(c) for c in outcome.confounders).keys())
         if not outcome.evaluable:
             self.why_not[outcome.why_not or "no reason given"] += 1
 

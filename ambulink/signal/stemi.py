@@ -54,6 +54,10 @@ LAD_MIN_STE_MV = 0.10  # ... applied when ST elevation (J+60 ms) reaches this in
 T_INVERTED_MV = -0.05  # a T wave this far below the PR level is inverted
 QS_R_MV = 0.05  # a QRS whose R wave stays under this (with an S wave of >= 0.1 mV) is QS
 MIN_Q_MV = 0.05  # the shallowest initial dip read as a Q wave in V2-V3
+LBBB = "LBBB"
+LBBB_LIKE = "LBBB-like wide QRS"
+PACED = "paced"
+BLOCKING = (LBBB, LBBB_LIKE, PACED)  # confounders under which no STEMI is called
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +226,7 @@ def evaluate(
     if posterior_equivalent and "posterior" not in elevated_by_group:
         elevated_by_group["posterior"] = posterior_equivalent
 
-    blocking = [c for c in confounders if c in ("LBBB", "paced")]
+    blocking = [c for c in confounders if c in BLOCKING]
     territories: tuple[str, ...] = ()
     if elevated_by_group and blocking:
         leads = [lead for group in elevated_by_group.values() for lead in group]
@@ -428,25 +432,24 @@ def find_confounders(
     paced: bool,
     sex: Sex | None,
 ) -> tuple[str, ...]:
-    """Confounders among "LBBB", "paced", "LVH strain" from the QRS width (ms) and shapes.
+    """Confounders among "LBBB", "LBBB-like wide QRS", "paced", "LVH strain" from the QRS
+    width (ms) and shapes.
 
     LBBB: QRS >= 120 ms, V1 mainly negative (QS/rS) and I, V5 or V6 mainly positive.
+    LBBB-like wide QRS: QRS >= 120 ms and V1 mainly negative without LBBB's lateral R waves:
+    a right-ventricular paced beat whose spike the recording lost (at 250 Hz and below a spike
+    of 1-2 ms is filtered to the sharpness of a QRS), a ventricular rhythm, or an atypical
+    LBBB. Its ST deviation is secondary too.
     LVH strain: Sokolow-Lyon (S V1 + R V5/V6 >= 3.5 mV) or Cornell (R aVL + S V3 > 2.8 mV men,
     2.0 mV women) voltage with ischemic-type ST depression in a lateral lead.
     """
     found: list[str] = []
     if paced:
-        found.append("paced")
+        found.append(PACED)
     v1 = shapes.get("V1")
     lateral = [shapes[lead] for lead in ("I", "V5", "V6") if lead in shapes]
-    if (
-        not paced
-        and qrs_ms >= 120.0
-        and v1 is not None
-        and v1.s_mv > v1.r_mv
-        and any(s.r_mv > 2.0 * s.s_mv for s in lateral)
-    ):
-        found.append("LBBB")
+    if not paced and qrs_ms >= 120.0 and v1 is not None and v1.s_mv > v1.r_mv:
+        found.append(LBBB if any(s.r_mv > 2.0 * s.s_mv for s in lateral) else LBBB_LIKE)
     sokolow = cornell = False
     if v1 is not None and ("V5" in shapes or "V6" in shapes):
         r_v56 = max(shapes[lead].r_mv for lead in ("V5", "V6") if lead in shapes)
@@ -456,6 +459,6 @@ def find_confounders(
     strain = any(
         lead in per_lead and is_depressed(per_lead[lead]) for lead in ("I", "aVL", "V5", "V6")
     )
-    if (sokolow or cornell) and strain and "LBBB" not in found:
+    if (sokolow or cornell) and strain and LBBB not in found and LBBB_LIKE not in found:
         found.append("LVH strain")
     return tuple(found)

@@ -11,7 +11,7 @@ import wfdb
 
 from ambulink.data import DATA_DIR, record_path
 from ambulink.errors import ConfigError
-from ambulink.evaluation.st_records import Dataset, detect_dataset, list_cases
+from ambulink.evaluation.st_records import Dataset, detect_dataset, list_cases, read_signals
 from ambulink.evaluation.st_reference import (
     Group,
     StReference,
@@ -81,6 +81,17 @@ def test_shared_ptbxl_database(shared_ecg: Path) -> None:
     groups = [c.reference.group for c in cases.values()]
     assert groups.count(Group.NORMAL) == 89
     assert Group.STEMI not in groups  # the development subset has no acute PTB-XL MI
+
+
+def test_ptbxl_folder_with_only_100_hz_records(shared_ecg: Path, tmp_path: Path) -> None:
+    """A PTB-XL download without records500 is read at 100 Hz, not found empty."""
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        (tmp_path / name).write_bytes((shared_ecg / "ptbxl" / name).read_bytes())
+    (tmp_path / "records100").symlink_to(shared_ecg / "ptbxl" / "records100")
+    cases = {c.name: c for c in list_cases(tmp_path)}
+    assert len(cases) == 147
+    assert cases["3"].path == tmp_path / "records100" / "00000" / "00003_lr"
+    assert read_signals(cases["3"]).fs == 100.0
 
 
 def test_ptb_dates_and_localizations() -> None:

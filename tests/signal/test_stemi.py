@@ -166,6 +166,14 @@ def test_confounders_from_qrs_shape() -> None:
     assert find_confounders(150.0, lbbb, {}, False, None) == ("LBBB",)
     assert find_confounders(100.0, lbbb, {}, False, None) == ()
     assert find_confounders(150.0, lbbb, {}, True, None) == ("paced",)
+    # V1 negative but no tall lateral R (right-ventricular pacing with its spikes unseen)
+    paced_like = {"V1": QrsShape(0.1, 1.2), "I": QrsShape(0.4, 0.3), "V6": QrsShape(0.1, 0.3)}
+    assert find_confounders(170.0, paced_like, {}, False, None) == ("LBBB-like wide QRS",)
+    assert find_confounders(110.0, paced_like, {}, False, None) == ()
+    rbbb = {"V1": QrsShape(1.0, 0.2), "I": QrsShape(0.5, 0.4), "V6": QrsShape(0.4, 0.3)}
+    assert find_confounders(140.0, rbbb, {}, False, None) == ()
+    blocked = evaluate(leads(II=0.2, III=0.2), confounders=("LBBB-like wide QRS",))
+    assert not blocked.stemi and any("LBBB-like wide QRS makes" in r for r in blocked.reasons)
     lvh = {"V1": QrsShape(0.2, 2.0), "V5": QrsShape(2.0, 0.1)}
     strain = leads(V5=-0.1, V6=-0.1)
     assert find_confounders(100.0, lvh, strain, False, "M") == ("LVH strain",)
