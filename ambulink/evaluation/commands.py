@@ -156,7 +156,7 @@ def _run_eval_qrs(args: argparse.Namespace) -> int:
     settings, json_path = _settings(args), _json_path(args.json)
     detect = _detector("ambulink.signal.qrs", "detect")
 
-    def peaks(record: EcgRecord, lead: int) -> ArrayLike:
+    def peaks(record: EcgRecord, lead: int | None) -> ArrayLike:
         found: ArrayLike = detect(record.lead(lead), record.fs)
         return np.asarray(found, dtype=np.int64)
 
@@ -167,7 +167,7 @@ def _run_eval_beats(args: argparse.Namespace) -> int:
     settings, json_path = _settings(args), _json_path(args.json)
     classify = _detector("ambulink.signal.beats", "classify")
 
-    def beats(record: EcgRecord, lead: int) -> list[Beat]:
+    def beats(record: EcgRecord, lead: int | None) -> list[Beat]:
         return list(classify(record.lead(lead), record.fs))
 
     return eval_beats_command(settings, beats, json_path)
@@ -177,13 +177,26 @@ def _run_eval_rhythm(args: argparse.Namespace) -> int:
     settings, json_path = _settings(args), _json_path(args.json)
     detect = _detector("ambulink.signal.rhythm", "detect_episodes")
 
-    def episodes(record: EcgRecord, lead: int) -> list[Episode]:
+    def episodes(record: EcgRecord, lead: int | None) -> list[Episode]:
         return list(detect(record.lead(lead), record.fs))
 
     return eval_rhythm_command(settings, episodes, json_path)
 
 
-def _add_record_options(parser: argparse.ArgumentParser, *, data_required: bool) -> None:
+def _lead(text: str) -> int | None:
+    """``--lead``: a signal index, or "all" for every lead as columns."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        message = f"expected a signal index or 'all', got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _add_record_options(
+    parser: argparse.ArgumentParser, *, data_required: bool, all_leads: bool = False
+) -> None:
     parser.add_argument(
         "--data",
         metavar="DIR",
@@ -199,10 +212,16 @@ def _add_record_options(parser: argparse.ArgumentParser, *, data_required: bool)
     )
     parser.add_argument(
         "--lead",
-        type=int,
+        type=_lead if all_leads else int,
         default=0,
-        metavar="N",
-        help="signal index to analyse (default: 0, MLII in MIT-BIH)",
+        metavar="N" + ("|all" if all_leads else ""),
+        help="signal index to analyse (default: 0, MLII in MIT-BIH)"
+        + (
+            "; all: every lead as columns, the first analysed and the second confirming, "
+            "as the streaming Analyzer does"
+            if all_leads
+            else ""
+        ),
     )
     parser.add_argument(
         "--skip-s",
@@ -268,7 +287,7 @@ def register_eval(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
             epilog=EVAL_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_record_options(sub, data_required=True)
+        _add_record_options(sub, data_required=True, all_leads=True)
         sub.add_argument("--json", metavar="OUT", help="also write every number to OUT as JSON")
         sub.set_defaults(run=run)
     from ambulink.evaluation.st_commands import add_eval_st  # it imports this module

@@ -32,9 +32,9 @@ from ambulink.evaluation.reference import Reference
 from ambulink.evaluation.rhythm_scoring import SCORED_LABELS, LabelScore, RhythmScore, score_rhythm
 from ambulink.signal.events import Beat, Episode
 
-QrsDetector = Callable[[EcgRecord, int], ArrayLike]
-BeatClassifier = Callable[[EcgRecord, int], Sequence[Beat]]
-EpisodeDetector = Callable[[EcgRecord, int], Sequence[Episode]]
+QrsDetector = Callable[[EcgRecord, int | None], ArrayLike]
+BeatClassifier = Callable[[EcgRecord, int | None], Sequence[Beat]]
+EpisodeDetector = Callable[[EcgRecord, int | None], Sequence[Episode]]
 Progress = Callable[[int, int, str], None]
 NO_BEATS = "no beat annotations (rhythm-only record)"
 
@@ -49,23 +49,28 @@ class EvalSettings:
 
     data_dir: Path
     records: tuple[str, ...] | None = None
-    lead: int = 0
+    lead: int | None = 0  # None: every lead, as columns (the first analysed)
     skip_s: float = EC57_SKIP_S
     tolerance_ms: float = EC57_TOLERANCE_MS
 
     def __post_init__(self) -> None:
-        if self.lead < 0:
+        if self.lead is not None and self.lead < 0:
             raise ConfigError(f"--lead must be 0 or more, got {self.lead}")
         if not self.skip_s >= 0:
             raise ConfigError(f"--skip-s must be 0 or more seconds, got {self.skip_s}")
         if not 0 < self.tolerance_ms <= 1000:
             raise ConfigError(f"--tolerance-ms must be in (0, 1000] ms, got {self.tolerance_ms}")
 
+    @property
+    def lead_label(self) -> str:
+        """How reports name the analysed signal: "lead 0", or "all leads"."""
+        return "all leads" if self.lead is None else f"lead {self.lead}"
+
     def as_dict(self) -> dict[str, object]:
         return {
             "data": str(self.data_dir),
             "records": list(self.records) if self.records is not None else None,
-            "lead": self.lead,
+            "lead": "all" if self.lead is None else self.lead,
             "skip_s": self.skip_s,
             "tolerance_ms": self.tolerance_ms,
         }
@@ -93,12 +98,12 @@ def _each_with_beats(
 
 
 @contextmanager
-def _naming(record: EcgRecord, lead: int) -> Iterator[None]:
+def _naming(record: EcgRecord, settings: EvalSettings) -> Iterator[None]:
     """Re-raise a detector's ``SignalError`` with the record and lead it choked on."""
     try:
         yield
     except SignalError as exc:
-        raise SignalError(f"record {record.name} lead {lead}: {exc}") from exc
+        raise SignalError(f"record {record.name} {settings.lead_label}: {exc}") from exc
 
 
 def _score(
@@ -150,7 +155,7 @@ def evaluate_qrs(
     counts: dict[str, DetectionCounts] = {}
     skipped: dict[str, str] = {}
     for record, ref in _each_with_beats(settings, progress, skipped):
-        with _naming(record, settings.lead):
+        with _naming(record, settings):
             peaks = detect(record, settings.lead)
         counts[record.name] = _score(settings, record, ref, peaks).counts
     return QrsEvaluation(settings, counts, skipped)
@@ -207,7 +212,7 @@ def evaluate_beats(
     results: dict[str, BeatRecord] = {}
     skipped: dict[str, str] = {}
     for record, ref in _each_with_beats(settings, progress, skipped):
-        with _naming(record, settings.lead):
+        with _naming(record, settings):
             beats = sorted(classify(record, settings.lead), key=lambda b: b.sample)
         scored = _score(settings, record, ref, [b.sample for b in beats])
         matrix = confusion_matrix(scored, ref.beat_class, [b.label for b in beats])
@@ -257,7 +262,7 @@ def evaluate_rhythm(
     """Score detected rhythm episodes over whole records (no learning period)."""
     results: dict[str, RhythmScore] = {}
     for record, ref in _each(settings, progress):
-        with _naming(record, settings.lead):
+        with _naming(record, settings):
             detected = detect(record, settings.lead)
         results[record.name] = score_rhythm(ref.episodes, detected, record.fs, record.n_samples)
     return RhythmEvaluation(settings, results)

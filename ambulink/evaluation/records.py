@@ -28,8 +28,10 @@ class EcgRecord:
     def n_samples(self) -> int:
         return int(self.signals_mv.shape[0])
 
-    def check_lead(self, index: int) -> None:
-        """Raise ``ConfigError`` unless the record has a lead ``index``."""
+    def check_lead(self, index: int | None) -> None:
+        """Raise ``ConfigError`` unless the record has a lead ``index`` (None: all leads)."""
+        if index is None:
+            return
         n_leads = self.signals_mv.shape[1]
         if not 0 <= index < n_leads:
             raise ConfigError(
@@ -37,9 +39,11 @@ class EcgRecord:
                 f"--lead {index} is not one of them"
             )
 
-    def lead(self, index: int) -> NDArray[np.float64]:
-        """One lead as a contiguous 1-D array (mV)."""
+    def lead(self, index: int | None) -> NDArray[np.float64]:
+        """One lead as a contiguous 1-D array (mV); None: every lead, (n_samples, n_leads)."""
         self.check_lead(index)
+        if index is None:
+            return np.ascontiguousarray(self.signals_mv)
         return np.ascontiguousarray(self.signals_mv[:, index])
 
     def reference(self) -> Reference:

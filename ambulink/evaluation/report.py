@@ -53,7 +53,7 @@ def describe_test_period(settings: EvalSettings) -> str:
         else "test period: the whole record (--skip-s 0)"
     )
     return (
-        f"lead {settings.lead}; detections match reference beats within "
+        f"{settings.lead_label}; detections match reference beats within "
         f"±{settings.tolerance_ms:g} ms; {skip}; ventricular flutter/fibrillation "
         "([ ] and (VFL/(VF/(VFIB) excluded"
     )
@@ -218,7 +218,7 @@ def format_rhythm(evaluation: RhythmEvaluation) -> str:
     hours = evaluation.gross[SCORED_LABELS[0]].record_s / 3600
     return "\n".join(
         [
-            f"Rhythm episodes, lead {evaluation.settings.lead}, {hours:.2f} h of records; "
+            f"Rhythm episodes, {evaluation.settings.lead_label}, {hours:.2f} h of records; "
             "scored over whole records (no learning period: AF and VF episodes start early).",
             "",
             table(headers, rows, left=2),

@@ -358,3 +358,14 @@ class Analyzer:
         if t.active:
             return self._waveform_episodes.start(label, t.sample, t.decided_at)
         return self._waveform_episodes.end(label, t.sample, t.decided_at)
+
+
+def analyze_record(record: NDArray[np.float64], fs_hz: float) -> list[StreamEvent]:
+    """Every event of a whole record (mV, (n_samples, n_leads)) through one ``Analyzer``.
+
+    The batch entry points' multi-lead form: the columns are named ECG1, ECG2, ..., so the
+    first is the analysis lead and the second confirms pauses, asystole and VF and stands in
+    while the first is off.
+    """
+    analyzer = Analyzer(fs_hz, [f"ECG{i + 1}" for i in range(record.shape[1])])
+    return analyzer.feed(record) + analyzer.flush()

@@ -21,7 +21,7 @@ from ambulink.signal.buffer import SampleWindow
 from ambulink.signal.events import Beat, BeatLabel
 from ambulink.signal.filters import SosFilter, bandpass_sos
 from ambulink.signal.qrs import QrsConfig, QrsDetector
-from ambulink.signal.validation import as_record_lead, check_fs, to_millivolts
+from ambulink.signal.validation import as_record, check_fs, to_millivolts
 
 FloatArray = NDArray[np.float64]
 HISTORY_S = 10.0  # longer than any delay between a sample and the report of its R peak
@@ -387,7 +387,15 @@ class BeatDetector:
 
 
 def classify(signal: np.ndarray, fs: float) -> list[Beat]:
-    """Detect and classify the beats of one lead ``signal`` (mV) at ``fs`` Hz (AAMI N/V/S/Q)."""
-    lead, fs_hz = as_record_lead(signal, fs)
+    """Detect and classify the beats of ``signal`` (mV) at ``fs`` Hz (AAMI N/V/S/Q).
+
+    ``signal`` is one lead (1-D), or leads in columns (n_samples, n_leads): then the beats are
+    the first lead's, and the second's while the first is off, as in ``qrs.detect``.
+    """
+    record, fs_hz = as_record(signal, fs)
+    if record.shape[1] > 1:
+        from ambulink.signal.analyzer import analyze_record  # it imports this module
+
+        return [e.beat for e in analyze_record(record, fs_hz) if e.kind == "beat"]
     detector = BeatDetector(fs_hz)
-    return detector.feed(lead) + detector.flush()
+    return detector.feed(record[:, 0]) + detector.flush()

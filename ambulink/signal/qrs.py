@@ -25,7 +25,7 @@ from scipy.signal import group_delay, sos2tf
 
 from ambulink.signal.buffer import SampleWindow
 from ambulink.signal.filters import FirFilter, SosFilter, bandpass_sos, lowpass_sos
-from ambulink.signal.validation import as_record_lead, check_fs, to_millivolts
+from ambulink.signal.validation import as_record, check_fs, to_millivolts
 
 FloatArray = NDArray[np.float64]
 
@@ -324,8 +324,18 @@ class QrsDetector:
 
 
 def detect(signal: np.ndarray, fs: float) -> NDArray[np.int64]:
-    """R-peak sample indices (int64, sorted) of one lead ``signal`` (mV) sampled at ``fs`` Hz."""
-    lead, fs_hz = as_record_lead(signal, fs)
+    """R-peak sample indices (int64, sorted) of ``signal`` (mV) sampled at ``fs`` Hz.
+
+    ``signal`` is one lead (1-D), or leads in columns (n_samples, n_leads): then the beats are
+    the first lead's, and the second's while the first is off (flat, railed), as the streaming
+    ``Analyzer`` reports them.
+    """
+    record, fs_hz = as_record(signal, fs)
+    if record.shape[1] > 1:
+        from ambulink.signal.analyzer import analyze_record  # it imports this module
+
+        samples = [e.beat.sample for e in analyze_record(record, fs_hz) if e.kind == "beat"]
+        return np.asarray(samples, dtype=np.int64)
     detector = QrsDetector(fs_hz)
-    peaks = detector.feed(lead) + detector.flush()
+    peaks = detector.feed(record[:, 0]) + detector.flush()
     return np.fromiter((p.sample for p in peaks), dtype=np.int64, count=len(peaks))

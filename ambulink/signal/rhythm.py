@@ -29,7 +29,7 @@ from ambulink.signal.events import (
     RhythmLabel,
 )
 from ambulink.signal.hr import averaged_rr
-from ambulink.signal.validation import as_record_lead, check_fs
+from ambulink.signal.validation import as_record, check_fs
 
 EVIDENCE_S = 10.0
 
@@ -301,15 +301,17 @@ class VtMonitor:
 
 
 def detect_episodes(signal: np.ndarray, fs: float) -> list[Episode]:
-    """Rhythm episodes of one lead ``signal`` (mV) at ``fs`` Hz, sorted by start.
+    """Rhythm episodes of ``signal`` (mV) at ``fs`` Hz, sorted by start.
 
-    Labels: AF, VT, VF, ASYSTOLE, PAUSE, BRADY, TACHY; ``end`` is exclusive.
+    ``signal`` is one lead (1-D), or leads in columns (n_samples, n_leads): then the first is
+    analysed and the second confirms pauses, asystole and VF and stands in while the first is
+    off, as in the streaming ``Analyzer``. Labels: AF, VT, VF, ASYSTOLE, PAUSE, BRADY, TACHY;
+    ``end`` is exclusive.
     """
-    from ambulink.signal.analyzer import Analyzer
+    from ambulink.signal.analyzer import analyze_record
 
-    lead, fs_hz = as_record_lead(signal, fs)
-    analyzer = Analyzer(fs_hz, ["ECG"])
-    events = analyzer.feed(lead.reshape(-1, 1)) + analyzer.flush()
+    record, fs_hz = as_record(signal, fs)
+    events = analyze_record(record, fs_hz)
     raised = {(e.label, e.onset): e.decided_at for e in events if isinstance(e, EpisodeStart)}
     episodes = [
         Episode(e.start, e.end, e.label, raised.get((e.label, e.start)))

@@ -12,6 +12,7 @@ from ambulink.errors import SignalError
 
 MIN_FS_HZ = 100.0
 MAX_FS_HZ = 2000.0
+MAX_RECORD_LEADS = 18  # a 12-lead ECG with posterior and right-sided leads
 
 
 def check_fs(fs: Any) -> float:
@@ -75,15 +76,31 @@ def to_millivolts(
     return out
 
 
-def as_record_lead(signal: Any, fs: Any) -> tuple[NDArray[np.float64], float]:
-    """Validate a whole one-lead record for a batch entry point: (mV samples, fs in Hz)."""
+def as_record(signal: Any, fs: Any) -> tuple[NDArray[np.float64], float]:
+    """Validate a whole record for a batch entry point: (mV samples (n_samples, n_leads), fs).
+
+    One lead is a 1-D array or a single column; several leads are columns, as in WFDB's
+    ``p_signal``.
+    """
     fs_hz = check_fs(fs)
     if isinstance(signal, np.ndarray) and np.issubdtype(signal.dtype, np.integer):
         raise SignalError(
             "signal must be float samples in mV, got integers (ADC units?): for a WFDB record "
             "use rdrecord(...).p_signal, or divide d_signal by its adc_gain"
         )
-    lead = to_millivolts(signal)
-    if lead.size == 0:
+    try:
+        shape = np.shape(signal)
+    except (TypeError, ValueError):
+        shape = ()  # ragged: to_millivolts says what is wrong
+    if len(shape) == 2:
+        if not 1 <= shape[1] <= MAX_RECORD_LEADS or shape[1] > shape[0]:
+            raise SignalError(
+                f"expected samples down the rows and one column per lead (at most "
+                f"{MAX_RECORD_LEADS}), got shape {shape}; for leads in rows pass signal.T"
+            )
+        record = to_millivolts(signal, n_leads=shape[1])
+    else:
+        record = to_millivolts(signal).reshape(-1, 1)
+    if record.shape[0] == 0:
         raise SignalError("signal is empty; expected at least one sample")
-    return lead, fs_hz
+    return record, fs_hz

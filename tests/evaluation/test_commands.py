@@ -175,6 +175,22 @@ def test_cli_eval_qrs_with_the_real_detector(
     assert gross["se"] > 0.95 and gross["ppv"] > 0.95  # a working detector, not a bar
 
 
+def test_cli_eval_rhythm_on_all_leads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--lead all hands the detector every lead as columns; the reports say so."""
+    out = tmp_path / "rhythm.json"
+    argv = ["eval", "rhythm", "--data", str(VFDB), "--records", "418", "--lead", "all"]
+    assert main([*argv, "--json", str(out)]) == 0
+    assert "Rhythm episodes, all leads" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["settings"]["lead"] == "all"
+    assert data["gross"]["VF"]["duration_se"] > 0.8  # a working detector, not a bar
+    for bad in (["eval", "qrs", "--lead", "both"], ["bench", "signal", "--lead", "all"]):
+        with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+            main([*bad, "--data", str(MITDB)])
+        assert exit_info.value.code == 2
+    assert "expected a signal index or 'all', got 'both'" in capsys.readouterr().err
+
+
 def test_cli_bench_signal_prints_peers_and_appends_to_the_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

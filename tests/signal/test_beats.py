@@ -104,3 +104,15 @@ def test_labels_do_not_depend_on_chunk_sizes(sizes: list[int]) -> None:
     chunked = [b for part in chunks(lead, sizes) for b in detector.feed(part)] + detector.flush()
     assert chunked == whole
     assert sum(b.label == "V" for b in whole) > 20
+
+
+def test_leads_in_columns_label_the_first_leads_beats_and_the_second_while_it_is_off() -> None:
+    record = bundled("mitdb/119")
+    excerpt = record.signals_mv[: int(300 * record.fs)].copy()
+    assert classify(excerpt, record.fs) == classify(excerpt[:, 0], record.fs)
+    off = slice(int(120 * record.fs), int(180 * record.fs))
+    excerpt[off, 0] = 0.0
+    lo, hi = off.start + record.fs, off.stop - record.fs  # the steps at the edges aside
+    inside = [b for b in classify(excerpt, record.fs) if lo < b.sample < hi]
+    assert len(inside) >= 50 and {b.label for b in inside} <= {"N", "V", "S", "Q"}
+    assert not [b for b in classify(excerpt[:, 0], record.fs) if lo < b.sample < hi]

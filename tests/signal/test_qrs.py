@@ -100,10 +100,28 @@ def test_a_flat_line_has_no_beats() -> None:
     [
         (np.zeros(100), 50, "fs must be"),
         (np.array([0.0, np.nan]), 360, "finite"),
-        (np.zeros((100, 2)), 360, "1-D"),
+        (np.zeros((2, 100)), 360, "samples down the rows"),
         (np.array([]), 360, "empty"),
     ],
 )
 def test_bad_input_raises_signal_error(signal: np.ndarray, fs: float, message: str) -> None:
     with pytest.raises(SignalError, match=message):
         detect(signal, fs)
+
+
+def test_several_leads_in_columns_use_the_second_while_the_first_is_off() -> None:
+    """(n_samples, n_leads), as WFDB's p_signal: the first lead's beats, and the second's
+    while the first is detached. On mitdb 119 with MLII flat for 60 s, the one-lead form
+    finds nothing there and the two-lead form finds the annotated beats."""
+    record = bundled("mitdb/119")
+    first_minutes = record.signals_mv[: int(300 * record.fs)].copy()
+    assert np.array_equal(detect(first_minutes, record.fs), detect(first_minutes[:, 0], record.fs))
+    off = slice(int(120 * record.fs), int(180 * record.fs))
+    first_minutes[off, 0] = 0.0
+    ref = record.reference().beat_sample
+    ref = ref[(ref >= off.start + record.fs) & (ref < off.stop - record.fs)]
+    one = detect(first_minutes[:, 0], record.fs)
+    two = detect(first_minutes, record.fs)
+    tolerance = tolerance_samples(record.fs)
+    assert len(match_beats(ref, one, tolerance).ref_index) == 0
+    assert len(match_beats(ref, two, tolerance).ref_index) >= 0.95 * len(ref) > 0

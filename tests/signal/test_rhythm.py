@@ -1,6 +1,7 @@
 """Rhythm monitors: the timing rules on beat sequences, then whole records."""
 
 import numpy as np
+import pytest
 from scipy.signal import resample_poly
 
 from ambulink.signal.analyzer import Analyzer
@@ -224,9 +225,13 @@ def test_af_record_yields_af_episodes_over_the_annotated_af() -> None:
     assert episodes == sorted(episodes, key=lambda e: (e.start, e.end, e.label))
 
 
-def test_ventricular_flutter_record_yields_vf() -> None:
+@pytest.mark.parametrize("leads", ["first", "both"])
+def test_ventricular_flutter_record_yields_vf(leads: str) -> None:
+    """vfdb 418's VFL, from its first lead or from both as columns (then VF must be seen on
+    both leads, as in the streaming Analyzer)."""
     record = bundled("vfdb/418")
-    episodes = detect_episodes(record.lead(0), record.fs)
+    signal = record.lead(0) if leads == "first" else record.signals_mv
+    episodes = detect_episodes(signal, record.fs)
     ref = [
         e
         for e in record.reference().episodes
