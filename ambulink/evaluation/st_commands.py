@@ -37,14 +37,14 @@ from ambulink.evaluation.st_evaluate import Analyze, StEvalSettings, evaluate_st
 from ambulink.evaluation.st_report import format_st
 
 EVAL_ST_EPILOG = """\
-DIR is a PTB-XL folder (ptbxl_database.csv, scp_statements.csv, records500/; records100/ is
-read where records500/ lacks a record), a PTB Diagnostic folder (patient*/ with .hea) or a LUDB
+DIR is a PTB-XL folder (ptbxl_database.csv, scp_statements.csv, records500/; records100/ is read
+where records500/ lacks a record), a PTB Diagnostic folder (patient*/ with .hea) or a LUDB
 folder (data/ with .hea and per-lead annotations); give --data several times to score several
-together. Positives: PTB-XL MI codes (likelihood >= 50,
-not the INJ* subendocardial codes) at infarction stadium I or II; PTB Diagnostic MI admissions
-with an acute localization and the ECG <= 7 days after onset; LUDB "STEMI:" readings. Negatives:
-PTB-XL NORM >= 50 without MI codes, PTB healthy controls, LUDB sinus rhythm with a normal axis
-and nothing else. LUDB records also get the J-point check against their hand-marked QRS offsets.
+together. Positives: PTB-XL MI codes (likelihood >= 50, not the INJ* subendocardial codes) at
+infarction stadium I or II; PTB Diagnostic MI admissions with an acute localization and the ECG
+<= 7 days after onset; LUDB "STEMI:" readings. Negatives: PTB-XL NORM >= 50 without MI codes,
+PTB healthy controls, LUDB sinus rhythm with a normal axis and nothing else. LUDB records also
+get the J-point check against their hand-marked QRS offsets.
 The exit code is 0 once the report is printed, whatever the scores.
 
 example: ambulink eval st --data PTBXL_DIR --data LUDB_DIR --json st.json
