@@ -8,8 +8,9 @@ checkouts.
   folders (PTB-XL, LUDB, PTB), analysed by ``st.analyze`` clean and with one interference
   added: 50 Hz hum (0.2 mV), respiratory wander (0.3 Hz, 0.25-0.75 mV per lead), 1-10 Hz motion
   artefact (0.3 mV RMS) or 20-150 Hz EMG (0.3 mV RMS) on one lead, or one lead flat; and
-  decimated to 250 Hz, as many monitors export (``resample_poly``, which low-passes first). Per
-  reference group: records flagged STEMI and records not evaluable.
+  decimated to 250 Hz, as many monitors export, and to 100 Hz, as PTB-XL's ``records100``
+  (``resample_poly``, which low-passes first). Per reference group: records flagged STEMI
+  and records not evaluable.
 - ``rhythm``: every WFDB record with annotations in the folder (MIT-BIH) through the two-lead
   streaming ``Analyzer``: clean, with 10 s bursts of motion artefact or EMG on the first lead
   every 60 s, and with the first lead detached (flat) over three 60 s spans. Per condition:
@@ -83,7 +84,7 @@ ST_FAULTS: dict[str, Fault] = {
     "EMG 20-150 Hz one lead": _one_lead((20.0, 150.0), 0.3),
     "V2 flat": _flat("V2"),
 }
-ST_RATES = {"decimated to 250 Hz": 250.0}  # records at a multiple of it (500, 1000 Hz)
+ST_RATES = {"decimated to 250 Hz": 250.0, "decimated to 100 Hz": 100.0}  # from 500, 1000 Hz
 
 
 def st_sweep(folders: list[str]) -> dict[str, dict[str, list[int]]]:

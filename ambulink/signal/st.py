@@ -72,6 +72,7 @@ R_PEAK_LEADS = ("II", "V5", "I", "V6", "aVF", "V4", "III", "V2", "V3", "aVL", "V
 NOISY_ST_MV = 0.10  # beat-to-beat spread of the ST level above which a lead is noisy
 MEASURE_FS_HZ = 500.0  # slower input is interpolated to at least this rate before measuring
 MEASURE_HALF_MS = 4.0  # ST levels are averaged over +/- this around each point
+J_SLOPE_MS = 4.0  # the slope at the J point is taken over +/- this
 SPIKE_RATIO = 8.0  # pacing spike: pre-QRS sharpness this many times the lead's usual sharpness
 WIDE_SPIKE_RATIO = 2.0  # ... or this many times when the QRS is wide (bipolar spikes are small)
 WIDE_PACED_QRS_MS = 140.0  # QRS width from which the weaker spike evidence counts
@@ -230,6 +231,14 @@ def _level(beat_mv: FloatArray, median: MedianBeat, ms: float) -> FloatArray:
     return np.asarray(beat_mv[..., lo:hi, :].mean(axis=-2), dtype=np.float64)
 
 
+def _j_slope(median: MedianBeat, column: int, j_ms: float) -> float:
+    """|slope| of a lead's median beat at the J point, mV/ms (its levels 4 ms either side)."""
+    beat = median.samples_mv[:, column : column + 1]
+    after = float(_level(beat, median, j_ms + J_SLOPE_MS)[0])
+    before = float(_level(beat, median, j_ms - J_SLOPE_MS)[0])
+    return abs(after - before) / (2.0 * J_SLOPE_MS)
+
+
 def _paced(
     window: FloatArray, fs_hz: float, median: MedianBeat, use: NDArray[np.bool_]
 ) -> str | None:
@@ -321,6 +330,7 @@ def analyze(
     order += [c for c in columns.values() if use[c] and c not in order]
     # At 100-250 Hz a sample is 4-10 ms: the J point lands a sample off on the steep end of the
     # QRS and its level with it. Measure on a band-limited interpolation (docs/signal.md).
+    half_sample_ms = 500.0 / fs_hz  # of the recording: the J point's timing uncertainty
     factor = max(1, math.ceil(MEASURE_FS_HZ / fs_hz - 1e-9))
     if factor > 1:
         window = resample_poly(window, factor, 1, axis=0)
@@ -362,6 +372,7 @@ def analyze(
         st_j80 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 80)[0])
         st_j60 -= baseline
         st_j80 -= baseline
+        j_uncertainty = _j_slope(median, column, j_ms) * half_sample_ms
         spread = spreads[column]
         qrs = beat[median.index(onset_ms) : median.index(j_ms) + 1] - baseline
         shapes[lead] = QrsShape(
@@ -383,7 +394,16 @@ def analyze(
             )
             continue
         per_lead[lead] = LeadST(
-            lead, st_j, st_j60, st_j80, baseline, classify_slope(st_j, st_j80), True, None, t_mv
+            lead,
+            st_j,
+            st_j60,
+            st_j80,
+            baseline,
+            classify_slope(st_j, st_j80),
+            True,
+            None,
+            t_mv,
+            j_uncertainty,
         )
         if lead in QT_LEADS:
             t_ends.append(t_wave_end_ms(beat, median, baseline, median.rr_ms))

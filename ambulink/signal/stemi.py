@@ -64,7 +64,9 @@ BLOCKING = (LBBB, LBBB_LIKE, PACED)  # confounders under which no STEMI is calle
 class LeadST:
     """ST measurement of one lead's median beat, mV relative to the PR baseline (NaN when not
     evaluable). ``baseline_mv`` is the PR level of the median beat before subtraction;
-    ``t_mv`` the T-wave peak (largest deviation from J+80 to J+350 ms, signed; NaN unknown)."""
+    ``t_mv`` the T-wave peak (largest deviation from J+80 to J+350 ms, signed; NaN unknown);
+    ``j_uncertainty_mv`` how far the J-point level can move when the J point moves by half a
+    sample of the recording (the slope there times that time)."""
 
     lead: str
     st_j_mv: float
@@ -75,6 +77,7 @@ class LeadST:
     evaluable: bool
     reason: str | None = None
     t_mv: float = math.nan
+    j_uncertainty_mv: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +171,14 @@ def _mv(value: float) -> str:
 
 
 def is_elevated(st: LeadST, threshold: float) -> bool:
-    """ST elevation that counts: >= ``threshold`` at J+60 ms and >= half of it at J."""
-    return st.evaluable and st.st_j60_mv >= threshold and st.st_j_mv >= J_SHARE * threshold
+    """ST elevation that counts: >= ``threshold`` at J+60 ms and >= half of it at J, beyond
+    the J-point level's uncertainty (at 100 Hz half a sample is 5 ms, and a J point on the
+    steep end of an S wave moves its level by a tenth of a mV)."""
+    return (
+        st.evaluable
+        and st.st_j60_mv >= threshold
+        and st.st_j_mv - st.j_uncertainty_mv >= J_SHARE * threshold
+    )
 
 
 def is_depressed(st: LeadST) -> bool:

@@ -16,6 +16,7 @@ from ambulink.signal.stemi import (
     classify_slope,
     evaluate,
     find_confounders,
+    is_elevated,
     lad_score,
     normalise_sex,
     pathological_q,
@@ -67,6 +68,14 @@ def test_elevation_must_hold_at_j_and_j60() -> None:
     found = evaluate(sustained)
     assert found.territories == ("inferior",)
     assert any("at J+60 ms" in r and "at the J point" in r for r in found.reasons)
+
+
+def test_the_j_point_counts_net_of_its_timing_uncertainty() -> None:
+    """A J point on a steep slope, sampled coarsely, may sit where the QRS still is: its level
+    counts only beyond how far half a sample's shift could move it."""
+    sure = LeadST("V3", 0.06, 0.15, 0.15, 0.0, "horizontal", True, j_uncertainty_mv=0.005)
+    unsure = LeadST("V3", 0.06, 0.15, 0.15, 0.0, "horizontal", True, j_uncertainty_mv=0.02)
+    assert is_elevated(sure, 0.1) and not is_elevated(unsure, 0.1)
 
 
 def test_v2_v3_thresholds_by_sex_and_age() -> None:
