@@ -73,6 +73,8 @@ NOISY_ST_MV = 0.10  # beat-to-beat spread of the ST level above which a lead is 
 MEASURE_FS_HZ = 500.0  # slower input is interpolated to at least this rate before measuring
 MEASURE_HALF_MS = 4.0  # ST levels are averaged over +/- this around each point
 J_SLOPE_MS = 4.0  # the slope at the J point is taken over +/- this
+MAX_SPAN_MV = 50.0  # a lead spanning more in 10 s is not in mV (QRS and wander stay far under)
+NOT_MV = "samples not in mV? (µV or ADC units: convert, e.g. WFDB's p_signal)"
 SPIKE_RATIO = 8.0  # pacing spike: pre-QRS sharpness this many times the lead's usual sharpness
 WIDE_SPIKE_RATIO = 2.0  # ... or this many times when the QRS is wide (bipolar spikes are small)
 WIDE_PACED_QRS_MS = 140.0  # QRS width from which the weaker spike evidence counts
@@ -156,10 +158,12 @@ def _unusable(lead: str, reason: str) -> LeadST:
 
 
 def _raw_fault(x: FloatArray) -> str | None:
-    """Why a raw lead cannot be used at all (flat or railed), else None."""
+    """Why a raw lead cannot be used at all (flat, railed, or far too large for mV), else None."""
     span = float(np.ptp(x))
     if span < FLAT_MV:
         return f"flat line (peak-to-peak {span * 1000:.0f} µV): lead off?"
+    if span > MAX_SPAN_MV:
+        return f"peak-to-peak {span:.0f} mV, beyond any ECG: {NOT_MV}"
     railed = max(float(np.mean(x == x.max())), float(np.mean(x == x.min())))
     if railed > RAILED_SHARE:
         return f"railed amplifier ({railed:.0%} of samples at one extreme)"
@@ -323,7 +327,11 @@ def analyze(
         else:
             per_lead[lead] = _unusable(lead, fault)
     if not use.any():
-        why = "no usable lead (all flat, railed or unknown)" if columns else "no known lead"
+        faults = [st.reason or "" for st in per_lead.values()]
+        if faults and all(NOT_MV in fault for fault in faults):
+            why = f"no usable lead: {NOT_MV}"
+        else:
+            why = "no usable lead (all flat, railed or unknown)" if columns else "no known lead"
         return _not_evaluable(why, per_lead, notes, evidence)
 
     order = [columns[lead] for lead in R_PEAK_LEADS if lead in columns and use[columns[lead]]]

@@ -183,6 +183,21 @@ def test_noisy_leads_are_not_evaluable() -> None:
     assert all("noisy" in (result.per_lead[lead].reason or "") for lead in noisy)
 
 
+def test_microvolts_are_refused_as_not_millivolts() -> None:
+    """Samples in µV (or ADC units) span hundreds of mV: not evaluable, saying so, not a
+    verdict on "noisy" leads."""
+    rec = bundled("ptbxl/00003_hr")
+    result = analyze(rec.signals_mv * 1000.0, rec.fs, rec.leads)
+    assert not result.evaluable and not result.stemi
+    assert "not in mV" in (result.why_not or "")
+    one = rec.signals_mv.copy()
+    one[:, 1] *= 1000.0  # lead II alone
+    result = analyze(one, rec.fs, rec.leads)
+    assert result.evaluable and not result.stemi
+    assert "not in mV" in (result.per_lead["II"].reason or "")
+    assert all(s.evaluable for lead, s in result.per_lead.items() if lead != "II")
+
+
 def test_pure_noise_is_not_evaluable() -> None:
     rng = np.random.default_rng(2)
     result = analyze(rng.normal(0, 0.3, (5000, 12)), 500.0, list(bundled("ptbxl/00003_hr").leads))
