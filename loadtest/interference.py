@@ -3,6 +3,7 @@ checkouts.
 
 ``python -m loadtest.interference st --data DIR [--data DIR ...] [--peer DIR]``
 ``python -m loadtest.interference rhythm --data DIR [--peer DIR]``
+``python -m loadtest.interference beats --data DIR [--peer DIR]``
 
 - ``st``: the first 10 s of every 12-lead record that ``ambulink eval st`` finds in the
   folders (PTB-XL, LUDB, PTB), analysed by ``st.analyze`` clean and with one interference
@@ -13,8 +14,12 @@ checkouts.
   and records not evaluable.
 - ``rhythm``: every WFDB record with annotations in the folder (MIT-BIH) through the two-lead
   streaming ``Analyzer``: clean, with 10 s bursts of motion artefact or EMG on the first lead
-  every 60 s, and with the first lead detached (flat) over three 60 s spans. Per condition:
+  every 60 s, with the first lead detached (flat) over three 60 s spans, and with 0.2 mV of
+  50 Hz hum on both leads. Per condition:
   the VF, VT, asystole and pause episodes started.
+- ``beats``: the first lead of every MIT-BIH record through ``beats.classify``: clean, with
+  0.2 mV of 50 or 60 Hz hum, or with the motion and EMG bursts above; gross V Se and +P as
+  ``ambulink eval beats`` scores them (EC57, from 300 s, mostly paced records left out).
 
 The interference is seeded per record, so both checkouts see the same samples. With ``--peer``
 (another checkout, e.g. ``git worktree add /tmp/before HEAD~1``) the same sweep runs there in
@@ -130,7 +135,58 @@ def _rhythm_faults(x: FloatArray, fs: float, rng: np.random.Generator) -> dict[s
     emg[:, 0] += _bursts(n, fs) * _noise(n, fs, (20.0, min(150.0, 0.45 * fs)), 0.3, rng)
     for start_s in (300, 900, 1500):
         detached[int(start_s * fs) : int((start_s + 60) * fs), 0] = 0.4
-    return {"clean": x, "motion bursts": motion, "EMG bursts": emg, "first lead detached": detached}
+    hum = x + _hum_at(50.0)(np.zeros(n), fs, rng)[:, None]  # drawn last: the others as before
+    return {
+        "clean": x,
+        "motion bursts": motion,
+        "EMG bursts": emg,
+        "first lead detached": detached,
+        "50 Hz hum 0.2 mV": hum,
+    }
+
+
+def _hum_at(mains_hz: float) -> Callable[[FloatArray, float, np.random.Generator], FloatArray]:
+    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
+        t = np.arange(len(x)) / fs
+        return x + 0.2 * np.sin(2 * np.pi * mains_hz * t + rng.uniform(0, 2 * np.pi))
+
+    return add
+
+
+def _bursts_of(
+    band: tuple[float, float], rms: float
+) -> Callable[[FloatArray, float, np.random.Generator], FloatArray]:
+    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
+        top = min(band[1], 0.45 * fs)
+        return x + _bursts(len(x), fs) * _noise(len(x), fs, (band[0], top), rms, rng)
+
+    return add
+
+
+BEAT_FAULTS: dict[str, Callable[[FloatArray, float, np.random.Generator], FloatArray]] = {
+    "clean": lambda x, fs, rng: x,
+    "50 Hz hum 0.2 mV": _hum_at(50.0),
+    "60 Hz hum 0.2 mV": _hum_at(60.0),
+    "motion bursts": _bursts_of((1.0, 10.0), 0.5),
+    "EMG bursts": _bursts_of((20.0, 150.0), 0.3),
+}
+
+
+def beat_sweep(folder: str) -> dict[str, list[float]]:
+    """{condition: [V Se %, V +P %]} over the folder's records, first lead."""
+    from ambulink.evaluation.evaluate import EvalSettings, evaluate_beats
+    from ambulink.signal.beats import classify
+
+    out: dict[str, list[float]] = {}
+    for name, fault in BEAT_FAULTS.items():
+
+        def run(record: Any, lead: int | None, fault: Any = fault, name: str = name) -> Any:
+            rng = np.random.default_rng(zlib.crc32(f"{record.name} {name}".encode()))
+            return classify(fault(record.lead(lead), record.fs, rng), record.fs)
+
+        matrix = evaluate_beats(EvalSettings(Path(folder)), run).gross_matrix
+        out[name] = [100.0 * (matrix.v_se or 0.0), 100.0 * (matrix.v_ppv or 0.0)]
+    return out
 
 
 def rhythm_sweep(folder: str) -> dict[str, dict[str, int]]:
@@ -186,13 +242,26 @@ def _print_rhythm(this: dict[str, dict[str, int]], peer: Any) -> None:
         print(f"{condition:21} " + "  ".join(f"{cell:>10}" for cell in cells))
 
 
+def _print_beats(this: dict[str, list[float]], peer: Any) -> None:
+    print(f"{'condition':18} {'V Se %':>15} {'V +P %':>15}")
+    for condition, values in this.items():
+        other = (peer or {}).get(condition)
+        cells = [
+            f"{value:.2f}" + (f" / {other[i]:.2f}" if other else "")
+            for i, value in enumerate(values)
+        ]
+        print(f"{condition:18} {cells[0]:>15} {cells[1]:>15}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Counts read 'this / peer' with --peer. Example: python -m loadtest.interference "
         "st --data ../shared/ecg/ptbxl --data ../shared/ecg/ludb --peer /tmp/before",
     )
-    parser.add_argument("sweep", choices=("st", "rhythm"), help="which analysis to disturb")
+    parser.add_argument(
+        "sweep", choices=("st", "rhythm", "beats"), help="which analysis to disturb"
+    )
     parser.add_argument("--data", action="append", required=True, help="record folder")
     parser.add_argument("--peer", type=Path, help="another ambulink checkout to compare with")
     args = parser.parse_args(argv)
@@ -200,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         _print_st(st_sweep(args.data), _on_peer(args.peer, "st_sweep", args.data))
     else:
         if len(args.data) != 1:
-            parser.error("rhythm takes one --data folder")
+            parser.error(f"{args.sweep} takes one --data folder")
         folder = args.data[0]
-        _print_rhythm(rhythm_sweep(folder), _on_peer(args.peer, "rhythm_sweep", folder))
+        if args.sweep == "rhythm":
+            _print_rhythm(rhythm_sweep(folder), _on_peer(args.peer, "rhythm_sweep", folder))
+        else:
+            _print_beats(beat_sweep(folder), _on_peer(args.peer, "beat_sweep", folder))
     return 0
 
 

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from ambulink.signal.buffer import SampleWindow
 from ambulink.signal.events import Beat, BeatLabel
-from ambulink.signal.filters import SosFilter, bandpass_sos
+from ambulink.signal.filters import MainsGate, SosFilter, bandpass_sos
 from ambulink.signal.qrs import QrsConfig, QrsDetector
 from ambulink.signal.validation import as_record, check_fs, to_millivolts
 
@@ -83,6 +83,9 @@ class BeatClassifier:
         self.fs_hz = check_fs(fs_hz)
         self.config = cfg = config or BeatConfig()
         self._filter = SosFilter(bandpass_sos(0.5, min(40.0, 0.45 * self.fs_hz), self.fs_hz))
+        # The 40 Hz low-pass (second order) leaves half of a 50 Hz hum, which reads as QRS
+        # roughness and shape change: notched while the lead has hum.
+        self._mains = MainsGate(self.fs_hz)
         self._signal = SampleWindow()
         self._before = int(round(cfg.before_ms * self.fs_hz / 1000.0))
         self._after = int(round(cfg.after_ms * self.fs_hz / 1000.0))
@@ -99,7 +102,7 @@ class BeatClassifier:
 
     def feed(self, samples_mv: FloatArray) -> None:
         """Append raw samples (mV) in stream order."""
-        self._signal.append(self._filter(samples_mv))
+        self._signal.append(self._mains(self._filter(samples_mv), samples_mv))
 
     def add_peak(self, sample: int) -> list[Beat]:
         """Register the next R peak; returns beats whose label is now decided (the previous)."""

@@ -42,6 +42,7 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from ambulink.errors import ConfigError
 from ambulink.signal.events import Transition
+from ambulink.signal.filters import MainsGate
 from ambulink.signal.validation import check_fs, to_millivolts
 
 _HIGHPASS_HZ = 2.0  # baseline wander and slow motion artefact out; coarse VF (>= 2.5 Hz) in
@@ -112,6 +113,8 @@ class VfDetector:
             ]
         )
         self._zi: NDArray[np.float64] | None = None  # filter state, carried across chunks
+        # Hum that the 35 Hz low-pass leaves (a quarter of 50 Hz) adds slope and leakage.
+        self._mains = MainsGate(self._fs_hz)
         self._pending: list[NDArray[np.float64]] = []  # raw chunks not filtered yet
         self._n_fed = 0  # raw samples fed so far
         self._n_raw = 0  # raw samples filtered so far
@@ -157,6 +160,7 @@ class VfDetector:
         if self._zi is None:  # start in steady state at the first sample: no step transient
             self._zi = sosfilt_zi(self._sos) * raw[0]
         y, self._zi = sosfilt(self._sos, raw, zi=self._zi)
+        y = self._mains(y, raw)
         first = (-self._n_raw) % self._q  # keep raw indices that are multiples of q
         self._n_raw += raw.size
         self._append(y[first :: self._q])

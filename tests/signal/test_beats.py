@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -40,6 +42,19 @@ def test_frequent_pvcs_are_labelled_v(name: str) -> None:
     se, ppv, n_v = v_scores(shared(name))
     assert n_v > 300
     assert se >= 0.85 and ppv >= 0.85, f"{name}: V Se {se:.3f}, +P {ppv:.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mains_hz", [50.0, 60.0])
+def test_pvcs_are_labelled_v_under_powerline_hum(mains_hz: float) -> None:
+    """0.2 mV of hum on mitdb 200: the classifier's 40 Hz low-pass left half of it, which read
+    as QRS roughness and shape change (V Se 0.95 clean, 0.89 and 0.86 under hum). Notched
+    while the lead has hum, the labels are as clean."""
+    record = shared("mitdb/200")
+    t = np.arange(record.signals_mv.shape[0]) / record.fs
+    hum = 0.2 * np.sin(2 * np.pi * mains_hz * t)
+    se, ppv, _ = v_scores(replace(record, signals_mv=record.signals_mv + hum[:, None]))
+    assert se >= 0.94 and ppv >= 0.99, f"V Se {se:.3f}, +P {ppv:.3f}"
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from ambulink.signal.filters import (
     FirFilter,
+    MainsGate,
     Preprocessor,
     SosFilter,
     bandpass_sos,
@@ -60,3 +61,24 @@ def test_mains_is_removed_only_where_it_is() -> None:
         assert np.sqrt(np.mean((cleaned[inner, lead] - x[inner, lead]) ** 2)) < 0.01
     untouched = [lead for lead in range(x.shape[1]) if lead not in (1, 7)]
     assert np.array_equal(cleaned[:, untouched], x[:, untouched])
+
+
+@settings(max_examples=10)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=20))
+def test_the_mains_gate_notches_only_while_there_is_hum(sizes: list[int]) -> None:
+    """mitdb 100 (its own 60 Hz is ~10-20 µV): untouched. With 0.2 mV of 50 Hz from 10 s on:
+    notched from the first whole 2 s block after it starts, whatever the chunking."""
+    fs = 360.0
+    lead = bundled("mitdb/100").lead(0, seconds=30)
+    assert np.array_equal(MainsGate(fs)(lead, lead), lead)
+    t = np.arange(lead.size) / fs
+    humming = lead + np.where(t >= 10.0, 0.2 * np.sin(2 * np.pi * 50.0 * t), 0.0)
+    whole = MainsGate(fs)(humming, humming)
+    gate = MainsGate(fs)
+    parts = list(chunks(humming, sizes))
+    assert np.array_equal(np.concatenate([gate(p, p) for p in parts]), whole)
+    assert np.array_equal(whole[: int(12 * fs)], humming[: int(12 * fs)])  # blocks 0-5 clean
+    tail = whole[int(13 * fs) :]
+    freqs = np.fft.rfftfreq(tail.size, 1.0 / fs)
+    at_50 = 2.0 * np.abs(np.fft.rfft(tail - tail.mean()))[np.abs(freqs - 50.0) < 0.3] / tail.size
+    assert float(at_50.max()) < 0.01 and gate.active  # 0.2 mV in
