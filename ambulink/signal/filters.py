@@ -166,8 +166,8 @@ class MainsGate:
                 if out is filtered:
                     out = np.array(filtered, dtype=np.float64, copy=True)
                 out[start:stop] = self._notch(filtered[start:stop])
-            self._raw.append(raw[start:stop])
-            self._filtered.append(filtered[start:stop])
+            self._raw.append(raw[start:stop].copy())  # callers may reuse their arrays
+            self._filtered.append(filtered[start:stop].copy())
             self._fill += stop - start
             if self._fill == self._block:
                 self._judge()
@@ -175,7 +175,7 @@ class MainsGate:
         return out
 
     def _judge(self) -> None:
-        block = self._raw[0] if len(self._raw) == 1 else np.concatenate(self._raw)
+        block = np.concatenate(self._raw)
         self.active = bool(self._bins.found(block, self._min_mv))
         if self.active and self._notch is None:
             self._notch = SosFilter(np.vstack(self._sos))
