@@ -142,7 +142,6 @@ class MainsGate:
     """
 
     def __init__(self, fs_hz: float, block_s: float = 2.0, min_mv: float = 0.05) -> None:
-        self.fs_hz = fs_hz
         self._min_mv = min_mv
         self._block = max(int(round(block_s * fs_hz)), int(fs_hz))
         self._bins = _MainsBins(self._block, fs_hz)

@@ -235,14 +235,6 @@ def _level(beat_mv: FloatArray, median: MedianBeat, ms: float) -> FloatArray:
     return np.asarray(beat_mv[..., lo:hi, :].mean(axis=-2), dtype=np.float64)
 
 
-def _j_slope(median: MedianBeat, column: int, j_ms: float) -> float:
-    """|slope| of a lead's median beat at the J point, mV/ms (its levels 4 ms either side)."""
-    beat = median.samples_mv[:, column : column + 1]
-    after = float(_level(beat, median, j_ms + J_SLOPE_MS)[0])
-    before = float(_level(beat, median, j_ms - J_SLOPE_MS)[0])
-    return abs(after - before) / (2.0 * J_SLOPE_MS)
-
-
 def _paced(
     window: FloatArray, fs_hz: float, median: MedianBeat, use: NDArray[np.bool_]
 ) -> str | None:
@@ -374,13 +366,13 @@ def analyze(
             continue
         beat = median.samples_mv[:, column]
         baseline = float(beat[median.pr_segment].mean())
-        levels = _level(median.samples_mv[None, :, column : column + 1], median, j_ms)
-        st_j = float(levels[0, 0]) - baseline
-        st_j60 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 60)[0])
-        st_j80 = float(_level(median.samples_mv[:, column : column + 1], median, j_ms + 80)[0])
-        st_j60 -= baseline
-        st_j80 -= baseline
-        j_uncertainty = _j_slope(median, column, j_ms) * half_sample_ms
+        column_mv = median.samples_mv[:, column : column + 1]
+        st_j, st_j60, st_j80, after_j, before_j = (
+            float(_level(column_mv, median, j_ms + ms)[0]) - baseline
+            for ms in (0.0, 60.0, 80.0, J_SLOPE_MS, -J_SLOPE_MS)
+        )
+        # How far the J level moves when the J point moves by half a sample of the recording.
+        j_uncertainty = abs(after_j - before_j) / (2.0 * J_SLOPE_MS) * half_sample_ms
         spread = spreads[column]
         qrs = beat[median.index(onset_ms) : median.index(j_ms) + 1] - baseline
         shapes[lead] = QrsShape(
@@ -388,19 +380,7 @@ def analyze(
         )
         t_wave = beat[median.index(j_ms + T_FROM_MS) : median.index(j_ms + T_TO_MS) + 1] - baseline
         t_mv = float(t_wave[np.argmax(np.abs(t_wave))]) if t_wave.size else math.nan
-        if spread > NOISY_ST_MV:
-            per_lead[lead] = LeadST(
-                lead,
-                st_j,
-                st_j60,
-                st_j80,
-                baseline,
-                classify_slope(st_j, st_j80),
-                False,
-                f"noisy: ST level varies {spread:.2f} mV from beat to beat",
-                t_mv,
-            )
-            continue
+        too_noisy = spread > NOISY_ST_MV
         per_lead[lead] = LeadST(
             lead,
             st_j,
@@ -408,12 +388,12 @@ def analyze(
             st_j80,
             baseline,
             classify_slope(st_j, st_j80),
-            True,
-            None,
+            not too_noisy,
+            f"noisy: ST level varies {spread:.2f} mV from beat to beat" if too_noisy else None,
             t_mv,
             j_uncertainty,
         )
-        if lead in QT_LEADS:
+        if not too_noisy and lead in QT_LEADS:
             t_ends.append(t_wave_end_ms(beat, median, baseline, median.rr_ms))
     per_lead = {lead: per_lead[lead] for lead in columns if lead in per_lead}
     if not any(st.evaluable for st in per_lead.values()):
