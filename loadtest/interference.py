@@ -40,6 +40,7 @@ from scipy.signal import butter, resample_poly, sosfilt
 
 FloatArray = NDArray[np.float64]
 Fault = Callable[[FloatArray, float, list[str], np.random.Generator], FloatArray]
+Disturbance = Callable[[FloatArray, float, np.random.Generator], FloatArray]
 RHYTHM_LABELS = ("VF", "VT", "ASYSTOLE", "PAUSE")
 
 
@@ -60,9 +61,34 @@ def _one_lead(band: tuple[float, float], rms: float) -> Fault:
     return add
 
 
-def _hum(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
-    t = np.arange(len(x)) / fs
-    return x + 0.2 * np.sin(2 * np.pi * 50.0 * t + rng.uniform(0, 2 * np.pi))[:, None]
+def _hum_at(mains_hz: float) -> Disturbance:
+    """0.2 mV of hum at ``mains_hz``, the same on every lead (x is 1-D or leads in columns)."""
+
+    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
+        t = np.arange(len(x)) / fs
+        hum = 0.2 * np.sin(2 * np.pi * mains_hz * t + rng.uniform(0, 2 * np.pi))
+        return x + hum.reshape(-1, *([1] * (x.ndim - 1)))
+
+    return add
+
+
+def _bursts_of(band: tuple[float, float], rms: float) -> Disturbance:
+    """10 s bursts of band-passed noise once a minute on one lead (1-D ``x``)."""
+
+    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
+        top = min(band[1], 0.45 * fs)
+        return x + _bursts(len(x), fs) * _noise(len(x), fs, (band[0], top), rms, rng)
+
+    return add
+
+
+BEAT_FAULTS: dict[str, Disturbance] = {
+    "clean": lambda x, fs, rng: x,
+    "50 Hz hum 0.2 mV": _hum_at(50.0),
+    "60 Hz hum 0.2 mV": _hum_at(60.0),
+    "motion bursts": _bursts_of((1.0, 10.0), 0.5),
+    "EMG bursts": _bursts_of((20.0, 150.0), 0.3),
+}
 
 
 def _wander(x: FloatArray, fs: float, leads: list[str], rng: np.random.Generator) -> FloatArray:
@@ -83,7 +109,7 @@ def _flat(name: str) -> Fault:
 
 ST_FAULTS: dict[str, Fault] = {
     "clean": lambda x, fs, leads, rng: x,
-    "50 Hz hum 0.2 mV": _hum,
+    "50 Hz hum 0.2 mV": lambda x, fs, leads, rng: _hum_at(50.0)(x, fs, rng),
     "wander 0.3 Hz": _wander,
     "motion 1-10 Hz one lead": _one_lead((1.0, 10.0), 0.3),
     "EMG 20-150 Hz one lead": _one_lead((20.0, 150.0), 0.3),
@@ -129,13 +155,12 @@ def _bursts(n: int, fs: float) -> FloatArray:
 
 
 def _rhythm_faults(x: FloatArray, fs: float, rng: np.random.Generator) -> dict[str, FloatArray]:
-    n = len(x)
     motion, emg, detached = x.copy(), x.copy(), x.copy()
-    motion[:, 0] += _bursts(n, fs) * _noise(n, fs, (1.0, 10.0), 0.5, rng)
-    emg[:, 0] += _bursts(n, fs) * _noise(n, fs, (20.0, min(150.0, 0.45 * fs)), 0.3, rng)
+    motion[:, 0] = BEAT_FAULTS["motion bursts"](x[:, 0], fs, rng)
+    emg[:, 0] = BEAT_FAULTS["EMG bursts"](x[:, 0], fs, rng)
     for start_s in (300, 900, 1500):
         detached[int(start_s * fs) : int((start_s + 60) * fs), 0] = 0.4
-    hum = x + _hum_at(50.0)(np.zeros(n), fs, rng)[:, None]  # drawn last: the others as before
+    hum = BEAT_FAULTS["50 Hz hum 0.2 mV"](x, fs, rng)  # drawn last: the others as before
     return {
         "clean": x,
         "motion bursts": motion,
@@ -143,33 +168,6 @@ def _rhythm_faults(x: FloatArray, fs: float, rng: np.random.Generator) -> dict[s
         "first lead detached": detached,
         "50 Hz hum 0.2 mV": hum,
     }
-
-
-def _hum_at(mains_hz: float) -> Callable[[FloatArray, float, np.random.Generator], FloatArray]:
-    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
-        t = np.arange(len(x)) / fs
-        return x + 0.2 * np.sin(2 * np.pi * mains_hz * t + rng.uniform(0, 2 * np.pi))
-
-    return add
-
-
-def _bursts_of(
-    band: tuple[float, float], rms: float
-) -> Callable[[FloatArray, float, np.random.Generator], FloatArray]:
-    def add(x: FloatArray, fs: float, rng: np.random.Generator) -> FloatArray:
-        top = min(band[1], 0.45 * fs)
-        return x + _bursts(len(x), fs) * _noise(len(x), fs, (band[0], top), rms, rng)
-
-    return add
-
-
-BEAT_FAULTS: dict[str, Callable[[FloatArray, float, np.random.Generator], FloatArray]] = {
-    "clean": lambda x, fs, rng: x,
-    "50 Hz hum 0.2 mV": _hum_at(50.0),
-    "60 Hz hum 0.2 mV": _hum_at(60.0),
-    "motion bursts": _bursts_of((1.0, 10.0), 0.5),
-    "EMG bursts": _bursts_of((20.0, 150.0), 0.3),
-}
 
 
 def beat_sweep(folder: str) -> dict[str, list[float]]:
