@@ -27,6 +27,7 @@ from ambulink.signal.af import AfDetector
 from ambulink.signal.events import (
     AnalysisLeadEvent,
     AnalyzerEvent,
+    Beat,
     BeatEvent,
     EpisodeEnd,
     EpisodeStart,
@@ -369,3 +370,9 @@ def analyze_record(record: NDArray[np.float64], fs_hz: float) -> list[StreamEven
     """
     analyzer = Analyzer(fs_hz, [f"ECG{i + 1}" for i in range(record.shape[1])])
     return analyzer.feed(record) + analyzer.flush()
+
+
+def record_beats(record: NDArray[np.float64], fs_hz: float) -> list[Beat]:
+    """The beats an ``Analyzer`` reports for a whole record (the first lead's, and the second's
+    while the first is off): the multi-lead form of ``qrs.detect`` and ``beats.classify``."""
+    return [e.beat for e in analyze_record(record, fs_hz) if isinstance(e, BeatEvent)]

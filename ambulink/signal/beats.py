@@ -397,8 +397,8 @@ def classify(signal: np.ndarray, fs: float) -> list[Beat]:
     """
     record, fs_hz = as_record(signal, fs)
     if record.shape[1] > 1:
-        from ambulink.signal.analyzer import analyze_record  # it imports this module
+        from ambulink.signal.analyzer import record_beats  # it imports this module
 
-        return [e.beat for e in analyze_record(record, fs_hz) if e.kind == "beat"]
+        return record_beats(record, fs_hz)
     detector = BeatDetector(fs_hz)
     return detector.feed(record[:, 0]) + detector.flush()

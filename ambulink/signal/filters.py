@@ -182,29 +182,3 @@ class MainsGate:
         elif not self.active:
             self._notch = None
         self._raw, self._filtered, self._fill = [], [], 0
-
-
-class Preprocessor:
-    """Monitoring-band ECG for display and analysis: baseline wander and powerline removed.
-
-    High-pass ``highpass_hz`` (baseline wander), notch at ``mains_hz`` (50 or 60 Hz; None to
-    skip) and low-pass ``lowpass_hz``, all causal with state carried across chunks.
-    """
-
-    def __init__(
-        self,
-        fs_hz: float,
-        *,
-        highpass_hz: float = 0.5,
-        lowpass_hz: float = 40.0,
-        mains_hz: float | None = 50.0,
-    ) -> None:
-        sections = [highpass_sos(highpass_hz, fs_hz, order=2)]
-        if mains_hz is not None and mains_hz < 0.5 * fs_hz:
-            sections.append(notch_sos(mains_hz, fs_hz))
-        if lowpass_hz < 0.5 * fs_hz:
-            sections.append(lowpass_sos(lowpass_hz, fs_hz, order=2))
-        self._filter = SosFilter(np.vstack(sections))
-
-    def __call__(self, x: FloatArray) -> FloatArray:
-        return self._filter(x)

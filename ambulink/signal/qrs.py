@@ -332,9 +332,9 @@ def detect(signal: np.ndarray, fs: float) -> NDArray[np.int64]:
     """
     record, fs_hz = as_record(signal, fs)
     if record.shape[1] > 1:
-        from ambulink.signal.analyzer import analyze_record  # it imports this module
+        from ambulink.signal.analyzer import record_beats  # it imports this module
 
-        samples = [e.beat.sample for e in analyze_record(record, fs_hz) if e.kind == "beat"]
+        samples = [beat.sample for beat in record_beats(record, fs_hz)]
         return np.asarray(samples, dtype=np.int64)
     detector = QrsDetector(fs_hz)
     peaks = detector.feed(record[:, 0]) + detector.flush()
