@@ -80,8 +80,9 @@ class VfConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _Features:
-    """Per-window features; index i describes the window ending at ``end_sample[i]``."""
+class VfWindows:
+    """Features of the windows one ``feed`` judged; index i describes the window ending at
+    ``end_sample[i]`` (NaN where the cheap amplitude and slope tests already failed)."""
 
     end_sample: NDArray[np.int64]  # raw sample one past the window's last sample
     rms_mv: NDArray[np.float64]
@@ -140,12 +141,24 @@ class VfDetector:
         """True while VF/VFL is detected."""
         return self._active
 
+    @property
+    def window_samples(self) -> int:
+        """Length of a judged window in input samples."""
+        return self._win * self._q
+
     def feed(self, samples_mv: NDArray[np.float64]) -> list[Transition]:
         """Push the next samples (mV, 1-D, finite) and return the transitions they complete."""
-        features = self._push(samples_mv)
-        return self._decide(features) if features is not None else []
+        return self.feed_windows(samples_mv)[0]
 
-    def _push(self, samples_mv: NDArray[np.float64]) -> _Features | None:
+    def feed_windows(
+        self, samples_mv: NDArray[np.float64]
+    ) -> tuple[list[Transition], VfWindows | None]:
+        """``feed``, also returning the features of the windows it judged (None: no window
+        completed), for diagnostics; ``vf_like`` tells which of them looked like VF."""
+        features = self._push(samples_mv)
+        return (self._decide(features), features) if features is not None else ([], None)
+
+    def _push(self, samples_mv: NDArray[np.float64]) -> VfWindows | None:
         x = to_millivolts(samples_mv)
         if x.size == 0:
             return None
@@ -177,7 +190,7 @@ class VfDetector:
         rms, dominant, slope, leak, harmonic = (
             np.concatenate(f) for f in zip(*blocks, strict=True)
         )
-        return _Features(ends * self._q, rms, dominant, slope, leak, harmonic)
+        return VfWindows(ends * self._q, rms, dominant, slope, leak, harmonic)
 
     def _append(self, y: NDArray[np.float64]) -> None:
         if self._fill + y.size > self._buf.size:
@@ -241,7 +254,8 @@ class VfDetector:
         harmonic = np.where(np.isfinite(at_longer), at_longer - at_one, 0.0)
         return np.stack([dominant, leakage, harmonic])
 
-    def _vf_like(self, f: _Features) -> NDArray[np.bool_]:
+    def vf_like(self, f: VfWindows) -> NDArray[np.bool_]:
+        """Which windows pass every test of the module docstring."""
         cfg = self._config
         out: NDArray[np.bool_] = (
             (f.rms_mv >= self._min_rms_mv)
@@ -253,13 +267,13 @@ class VfDetector:
         )
         return out
 
-    def _decide(self, features: _Features) -> list[Transition]:
+    def _decide(self, features: VfWindows) -> list[Transition]:
         cfg = self._config
         transitions: list[Transition] = []
         hop_raw = self._hop * self._q
         half_window_raw = self._win * self._q // 2
         ends = features.end_sample.tolist()
-        for end, vf in zip(ends, self._vf_like(features).tolist(), strict=True):
+        for end, vf in zip(ends, self.vf_like(features).tolist(), strict=True):
             self._recent.append(vf)
             decided_at = end - self._q  # raw index of the window's last analysis sample
             centre = end - half_window_raw

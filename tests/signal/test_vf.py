@@ -88,6 +88,27 @@ def test_the_long_vf_of_422_is_alarmed_and_lasts() -> None:
     assert covered / (end - onset) >= 0.8  # 8 min of VF: no gaps that would clear the alarm
 
 
+def test_window_features_show_why_flutter_is_vf_and_sinus_is_not() -> None:
+    """``feed_windows`` gives the same transitions as ``feed`` and the features behind them:
+    in 422's VF the windows are VF-like at a 3-6 Hz dominant frequency; in the sinus rhythm
+    before it, the QRS slopes stop nearly every window at the slope test."""
+    record = bundled("vfdb/422")
+    lead = record.lead(0)
+    detector = VfDetector(record.fs)
+    transitions, windows = detector.feed_windows(lead)
+    assert transitions == VfDetector(record.fs).feed(lead)
+    assert windows is not None
+    onset, end = max(annotated(record, frozenset({"VF"})), key=lambda iv: iv[1] - iv[0])
+    starts = windows.end_sample - detector.window_samples
+    in_vf = (starts >= onset) & (windows.end_sample <= end)
+    sinus = windows.end_sample <= 600 * record.fs  # 422 is in sinus rhythm for its first 10 min
+    vf_like = detector.vf_like(windows)
+    assert vf_like[in_vf].mean() >= 0.8
+    assert 3.0 <= float(np.nanmedian(windows.dominant_hz[in_vf])) <= 6.0
+    assert vf_like[sinus].mean() <= 0.05
+    assert float(np.median(windows.slope_ratio[sinus])) >= 5.0  # VfConfig.max_slope_ratio
+
+
 def test_transitions_are_ordered_and_decided_after_they_happen() -> None:
     record = bundled("vfdb/418")
     transitions = VfDetector(record.fs).feed(record.lead(0))
