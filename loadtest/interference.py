@@ -41,7 +41,7 @@ from scipy.signal import butter, resample_poly, sosfilt
 FloatArray = NDArray[np.float64]
 Fault = Callable[[FloatArray, float, list[str], np.random.Generator], FloatArray]
 Disturbance = Callable[[FloatArray, float, np.random.Generator], FloatArray]
-RHYTHM_LABELS = ("VF", "VT", "ASYSTOLE", "PAUSE")
+RHYTHM_LABELS = ("VF", "VT", "ASYSTOLE", "PAUSE", "AF")
 
 
 def _noise(
