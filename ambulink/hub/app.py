@@ -284,6 +284,10 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(fleet_routes(grant_of))
     app.add_api_websocket_route("/ws/rooms/{case_id}", room_socket)
 
+    @app.get("/", include_in_schema=False)
+    async def index_page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
     @app.get("/viewer")
     async def viewer_page() -> FileResponse:
         return FileResponse(WEB_DIR / "viewer.html", media_type="text/html")

@@ -115,7 +115,7 @@ async def _run_demo(*, port: int, data_dir: Path, secret: str, out: TextIO) -> N
         base = f"http://127.0.0.1:{port}"
         by_unit = {unit.unit_id: client for unit, client in clients}
         fleet_lines = start_fleet(tasks, app.state["hub"], by_unit, issuer, base)
-        print(f"ambulink demo: hub on {base}  (Ctrl-C to stop)", file=out)
+        print(f"ambulink demo: hub on {base}  (Ctrl-C to stop; {base}/ lists the pages)", file=out)
         print(f"demo login password: {password}", file=out)
         print(f"live viewer (pick a unit there): {base}/viewer", file=out)
         print(f"consult rooms (sign in, pick a case): {base}/consult", file=out)
