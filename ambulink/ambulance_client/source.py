@@ -70,6 +70,7 @@ class _AdcRecord:
     fs: int
     gain: float
     leads: list[str]
+    invalid: NDArray[np.bool_] | None  # (n, n_leads): WFDB's missing-sample value (0 in samples)
 
 
 def _read_adc(path: str) -> _AdcRecord:
@@ -90,6 +91,10 @@ def _read_adc(path: str) -> _AdcRecord:
         raise SignalError(f"record {path}: every ADC gain must be positive, got {list(gains)}")
     # The wire frame carries no baseline: subtract it, so that mV = sample / gain.
     adc = np.asarray(rec.d_signal, dtype=np.float64) - np.asarray(rec.baseline, dtype=np.float64)
+    # Samples the record marks missing (its format's invalid value; NaN once converted) are sent
+    # as a monitor sends a lost electrode: 0 mV with the lead-off bit.
+    invalid = np.isnan(rec.dac())
+    adc[invalid] = 0.0
     gain = float(gains.max())
     if np.any(gains != gain):
         # One gain per frame (DESIGN §3.2): rescale every lead to the finest gain, or to the
@@ -103,7 +108,8 @@ def _read_adc(path: str) -> _AdcRecord:
         raise SignalError(f"record {path}: samples do not fit int16 after baseline removal")
     samples = adc.astype(np.int16)
     samples.flags.writeable = False
-    return _AdcRecord(samples, fs, gain, [str(n) for n in rec.sig_name])
+    leads = [str(n) for n in rec.sig_name]
+    return _AdcRecord(samples, fs, gain, leads, invalid if invalid.any() else None)
 
 
 class RecordReplay:
@@ -164,6 +170,10 @@ class RecordReplay:
         samples = np.concatenate((record.samples[start:], record.samples[:start]))
         samples.flags.writeable = False
         self._samples = samples if loop else samples[: len(record.samples) - start]
+        self._invalid: NDArray[np.bool_] | None = None  # rows as self._samples
+        if record.invalid is not None:
+            invalid = np.concatenate((record.invalid[start:], record.invalid[:start]))
+            self._invalid = invalid[: len(self._samples)]
         self._samples_per_block = Fraction(block_ms) * record.fs / 1000
         self._clock = clock
         self._sleep = sleep
@@ -209,36 +219,40 @@ class RecordReplay:
 
     def _monitor_block(self, k: int) -> tuple[SampleBlock, int]:
         """Block ``k`` as the monitor gives it, and its lead-off bits (a detached electrode's
-        lead is flat at 0)."""
-        block = self._record_block(k)
+        lead, and the record's missing samples, are flat at 0)."""
+        start, rows = self._block_rows(k)
+        record_samples = self._samples[rows]
+        record_samples.flags.writeable = False  # a copy where the block wraps the loop seam
+        block = SampleBlock(start, record_samples)
+        lead_off = 0
+        if self._invalid is not None:
+            for lead in np.flatnonzero(self._invalid[rows].any(axis=0)).tolist():
+                lead_off |= 1 << lead
         if self._detach is None:
-            return block, 0
+            return block, lead_off
         detach, lead = self._detach
-        rows = np.arange(block.first_sample, block.first_sample + block.n_samples)
-        off = detach.off(rows, self.fs)
+        off = detach.off(np.arange(start, start + block.n_samples), self.fs)
         if not off.any():
-            return block, 0
+            return block, lead_off
         samples = block.samples.copy()
         samples[off, lead] = 0
         samples.flags.writeable = False
-        return SampleBlock(block.first_sample, samples), 1 << lead
+        return SampleBlock(start, samples), lead_off | 1 << lead
 
-    def _record_block(self, k: int) -> SampleBlock:
+    def _block_rows(self, k: int) -> tuple[int, slice | NDArray[np.int64]]:
+        """Block ``k``'s first stream sample and its rows of the replayed samples."""
         n_blocks = self.n_blocks
         if k < 0 or (n_blocks is not None and k >= n_blocks):
             raise IndexError(f"block {k} is outside 0..{n_blocks} of {self.path}")
         start, end = self._block_start(k), self._block_start(k + 1)
         n = self.n_samples
         if not self.loop:
-            return SampleBlock(start, self._samples[start : min(end, n)])
+            return start, slice(start, min(end, n))
         lo, hi = start % n, start % n + (end - start)
         if hi <= n:
-            return SampleBlock(start, self._samples[lo:hi])
+            return start, slice(lo, hi)
         # The block straddles the loop seam (or is longer than the record): wrap around.
-        rows = np.arange(start, end) % n
-        samples = self._samples[rows]
-        samples.flags.writeable = False
-        return SampleBlock(start, samples)
+        return start, np.arange(start, end) % n
 
     async def blocks(self) -> AsyncIterator[SampleBlock]:
         """Blocks as a live monitor would deliver them, block ``k`` at

@@ -216,3 +216,36 @@ def test_a_detached_electrode_is_flat_with_its_lead_off_bit_set() -> None:
         RecordReplay(record_path("mitdb/119"), detach=Detachment("II", 1.0, 2.0, 5.0))
     with pytest.raises(ConfigError, match="off_s < on_s"):
         Detachment("MLII", 3.0, 2.0, 5.0)
+
+
+def test_missing_samples_are_sent_as_a_lost_lead(tmp_path: Path) -> None:
+    """Samples a record marks missing (its format's invalid value) go out as 0 mV with the
+    lead's lead-off bit, as a monitor sends a lost electrode, never as a -2048 ADC spike; the
+    other lead and the other frames are the record's, also across the loop seam."""
+    rec = wfdb.rdrecord(record_path("mitdb/100"), physical=False, sampto=3600)
+    d = np.asarray(rec.d_signal, dtype=np.int64)
+    d[1000:1100, 1] = -2048  # format 212's invalid value: 100 samples of V5 missing
+    wfdb.wrsamp(
+        "gap",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=["MLII", "V5"],
+        d_signal=d,
+        fmt=["212", "212"],
+        adc_gain=[200.0, 200.0],
+        baseline=[1024, 1024],
+        write_dir=str(tmp_path),
+    )
+    replay = RecordReplay(str(tmp_path / "gap"), block_ms=100.0, start_s=5.0)  # loops
+    frames = [replay.frame_at(k, 1) for k in range(150)]  # 15 s: wraps once
+    samples = np.concatenate([f.samples for f in frames])
+    rows = (np.arange(len(samples)) + 1800) % 3600  # record row of each stream sample
+    gap = (rows >= 1000) & (rows < 1100)
+    assert gap.sum() == 100
+    assert np.all(samples[gap, 1] == 0)
+    assert np.array_equal(samples[~gap, 1], d[rows[~gap], 1] - 1024)
+    assert np.array_equal(samples[:, 0], d[rows, 0] - 1024)
+    firsts = np.array([f.first_sample for f in frames])
+    hit = np.array([gap[i : i + 36].any() for i in firsts])
+    assert [f.lead_off for f, h in zip(frames, hit, strict=True) if h] == [2] * int(hit.sum())
+    assert all(f.lead_off == 0 for f, h in zip(frames, hit, strict=True) if not h)

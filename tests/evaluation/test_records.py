@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import wfdb
 
 from ambulink.data import DATA_DIR
 from ambulink.errors import ConfigError, RecordNotFound
-from ambulink.evaluation.records import list_records, read_record
+from ambulink.evaluation.records import hold_invalid, list_records, read_record
 
 
 def test_bundled_mitdb_records_are_listed_in_name_order() -> None:
@@ -62,3 +64,40 @@ def test_a_lead_the_record_does_not_have_is_a_config_error() -> None:
     record = read_record(DATA_DIR / "vfdb", "418", seconds=10)
     with pytest.raises(ConfigError, match=r"leads 0-1 .*--lead 2"):
         record.lead(2)
+
+
+def test_invalid_samples_are_held_at_the_last_valid_value() -> None:
+    signals = np.array(
+        [[np.nan, 1.0, np.nan], [2.0, np.nan, np.nan], [np.nan, np.nan, np.nan], [3.0, 4.0, np.inf]]
+    )
+    held, counts = hold_invalid(signals)
+    assert counts == [2, 2, 4]
+    assert held.tolist() == [[2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 4.0, 0.0]]
+    clean = np.ones((5, 2))
+    assert hold_invalid(clean)[0] is clean and hold_invalid(clean)[1] == [0, 0]
+
+
+def test_a_record_with_missing_samples_is_read_with_them_held(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WFDB's missing-sample value reads as NaN, which every detector refuses: the reader holds
+    the lead's last valid value (a flat, lost lead) and says so."""
+    source = read_record(DATA_DIR / "mitdb", "100", seconds=20)
+    signals = source.signals_mv.copy()
+    signals[3600:5400, 0] = np.nan  # 5 s of MLII lost
+    wfdb.wrsamp(
+        "lost",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=list(source.lead_names),
+        p_signal=signals,
+        fmt=["16", "16"],
+        write_dir=str(tmp_path),
+    )
+    shutil.copy(DATA_DIR / "mitdb" / "100.atr", tmp_path / "lost.atr")
+    with caplog.at_level("WARNING"):
+        record = read_record(tmp_path, "lost", seconds=20)
+    assert np.isfinite(record.signals_mv).all()
+    assert np.all(record.signals_mv[3600:5400, 0] == record.signals_mv[3599, 0])
+    assert np.allclose(record.signals_mv[:, 1], source.signals_mv[:, 1], atol=0.01)
+    assert "lead MLII: 1800 invalid samples" in caplog.text
