@@ -22,6 +22,7 @@ from ambulink.errors import RecordNotFound
 from ambulink.protocol.messages import Measurement
 from ambulink.protocol.messages import Vitals as VitalsMessage
 from ambulink.signal.qrs import detect
+from ambulink.signal.validation import hold_invalid
 
 HR_WINDOW_S = 10.0  # a monitor's averaging window for the displayed heart rate
 NIBP_INTERVAL_S = 300.0  # automatic cuff cycle: every 5 min
@@ -57,7 +58,7 @@ def heart_rate_track(path: str, *, loop: bool = True) -> Callable[[float], float
     except FileNotFoundError as exc:
         raise RecordNotFound(f"no WFDB record at {path}: {exc}") from exc
     fs = float(rec.fs)
-    lead_mv = np.nan_to_num(np.asarray(rec.p_signal[:, 0], dtype=np.float64))
+    lead_mv = hold_invalid(np.asarray(rec.p_signal, dtype=np.float64))[0][:, 0]
     duration_s = len(lead_mv) / fs
     beats_s = detect(lead_mv, fs).astype(np.float64) / fs
 

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
 from ambulink.evaluation.reference import Annotations, Reference, build_reference
+from ambulink.signal.validation import hold_invalid
 
 logger = logging.getLogger(__name__)
 
@@ -111,16 +112,7 @@ def read_record(data_dir: Path, name: str, seconds: float | None = None) -> EcgR
     signals = np.asarray(record.p_signal, dtype=np.float64)
     if signals.ndim != 2 or signals.shape[0] == 0:
         raise AmbulinkError(f"WFDB record {path} holds no signal samples")
-    signals, invalid = hold_invalid(signals)
-    for lead, count in zip(record.sig_name, invalid, strict=True):
-        if count:
-            logger.warning(
-                "record %s, lead %s: %d invalid samples (WFDB's missing-sample value) held at "
-                "the last valid value, as a monitor shows a lost signal",
-                name,
-                lead,
-                count,
-            )
+    signals = held_valid(signals, name, [str(n) for n in record.sig_name])
     aux = annotation.aux_note if annotation.aux_note is not None else [""] * len(annotation.sample)
     return EcgRecord(
         name=name,
@@ -135,19 +127,19 @@ def read_record(data_dir: Path, name: str, seconds: float | None = None) -> EcgR
     )
 
 
-def hold_invalid(signals: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[int]]:
-    """Samples (n_samples, n_leads) with non-finite values (WFDB reads its missing-sample value
-    as NaN) held at the lead's last valid value, or its first before any; a lead with none is
-    flat at 0. The detectors refuse NaN; a held value reads as a flat, lost lead. Also returns
-    how many samples each lead had invalid."""
-    valid = np.isfinite(signals)
-    counts = [int(n) for n in (~valid).sum(axis=0)]
-    if not any(counts):
-        return signals, counts
-    rows = np.arange(signals.shape[0])[:, None]
-    last = np.maximum.accumulate(np.where(valid, rows, -1), axis=0)
-    first = np.argmax(valid, axis=0)  # 0 for a lead with no valid sample
-    last = np.where(last < 0, first[None, :], last)
-    held = np.take_along_axis(signals, last, axis=0)
-    held[:, ~valid.any(axis=0)] = 0.0
-    return held, counts
+def held_valid(
+    signals: NDArray[np.float64], name: str, leads: Sequence[str]
+) -> NDArray[np.float64]:
+    """``signals`` with the samples WFDB marks missing (NaN) held at the lead's last valid value
+    (``hold_invalid``), and a warning per lead that had any."""
+    held, invalid = hold_invalid(signals)
+    for lead, count in zip(leads, invalid, strict=True):
+        if count:
+            logger.warning(
+                "record %s, lead %s: %d invalid samples (WFDB's missing-sample value) held at "
+                "the last valid value, as a monitor shows a lost signal",
+                name,
+                lead,
+                count,
+            )
+    return held

@@ -104,3 +104,21 @@ def as_record(signal: Any, fs: Any) -> tuple[NDArray[np.float64], float]:
     if record.shape[0] == 0:
         raise SignalError("signal is empty; expected at least one sample")
     return record, fs_hz
+
+
+def hold_invalid(signals: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[int]]:
+    """Samples (n_samples, n_leads) with non-finite values (WFDB reads its missing-sample value
+    as NaN) held at the lead's last valid value, or its first before any; a lead with none is
+    flat at 0. The detectors refuse NaN; a held value reads as a flat, lost lead. Also returns
+    how many samples each lead had invalid."""
+    valid = np.isfinite(signals)
+    counts = [int(n) for n in (~valid).sum(axis=0)]
+    if not any(counts):
+        return signals, counts
+    rows = np.arange(signals.shape[0])[:, None]
+    last = np.maximum.accumulate(np.where(valid, rows, -1), axis=0)
+    first = np.argmax(valid, axis=0)  # 0 for a lead with no valid sample
+    last = np.where(last < 0, first[None, :], last)
+    held = np.take_along_axis(signals, last, axis=0)
+    held[:, ~valid.any(axis=0)] = 0.0
+    return held, counts

@@ -11,7 +11,7 @@ import wfdb
 
 from ambulink.data import DATA_DIR
 from ambulink.errors import ConfigError, RecordNotFound
-from ambulink.evaluation.records import hold_invalid, list_records, read_record
+from ambulink.evaluation.records import list_records, read_record
 
 
 def test_bundled_mitdb_records_are_listed_in_name_order() -> None:
@@ -64,17 +64,6 @@ def test_a_lead_the_record_does_not_have_is_a_config_error() -> None:
     record = read_record(DATA_DIR / "vfdb", "418", seconds=10)
     with pytest.raises(ConfigError, match=r"leads 0-1 .*--lead 2"):
         record.lead(2)
-
-
-def test_invalid_samples_are_held_at_the_last_valid_value() -> None:
-    signals = np.array(
-        [[np.nan, 1.0, np.nan], [2.0, np.nan, np.nan], [np.nan, np.nan, np.nan], [3.0, 4.0, np.inf]]
-    )
-    held, counts = hold_invalid(signals)
-    assert counts == [2, 2, 4]
-    assert held.tolist() == [[2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 4.0, 0.0]]
-    clean = np.ones((5, 2))
-    assert hold_invalid(clean)[0] is clean and hold_invalid(clean)[1] == [0, 0]
 
 
 def test_a_record_with_missing_samples_is_read_with_them_held(

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ambulink.errors import AmbulinkError, SignalError
-from ambulink.signal.validation import as_record, check_fs, to_millivolts
+from ambulink.signal.validation import as_record, check_fs, hold_invalid, to_millivolts
 
 
 @pytest.mark.parametrize("fs", [50, 5000, float("nan"), "fast", None, -360])
@@ -47,3 +47,14 @@ def test_integer_samples_need_a_gain_and_are_scaled() -> None:
 def test_records_are_leads_in_columns(shape: tuple[int, ...]) -> None:
     record, fs = as_record(np.ones(shape), 250)
     assert record.shape == (50, shape[1] if len(shape) == 2 else 1) and fs == 250.0
+
+
+def test_invalid_samples_are_held_at_the_last_valid_value() -> None:
+    signals = np.array(
+        [[np.nan, 1.0, np.nan], [2.0, np.nan, np.nan], [np.nan, np.nan, np.nan], [3.0, 4.0, np.inf]]
+    )
+    held, counts = hold_invalid(signals)
+    assert counts == [2, 2, 4]
+    assert held.tolist() == [[2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [2.0, 1.0, 0.0], [3.0, 4.0, 0.0]]
+    clean = np.ones((5, 2))
+    assert hold_invalid(clean)[0] is clean and hold_invalid(clean)[1] == [0, 0]
