@@ -158,9 +158,10 @@ class TerritoryAgreement:
         self.flagged += outcome.stemi
         self.overlap += bool(wanted & got)
         self.all_found += wanted <= got
-        self.named.update(wanted)
-        self.found.update(wanted & got)
-        self.extra.update(got - wanted)
+        # sorted: set order follows string hashing, which changes from run to run
+        self.named.update(sorted(wanted))
+        self.found.update(sorted(wanted & got))
+        self.extra.update(sorted(got - wanted))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -168,9 +169,9 @@ class TerritoryAgreement:
             "flagged": self.flagged,
             "overlap": self.overlap,
             "all_found": self.all_found,
-            "named": dict(self.named),
-            "found": dict(self.found),
-            "extra": dict(self.extra),
+            "named": dict(sorted(self.named.items())),
+            "found": dict(sorted(self.found.items())),
+            "extra": dict(sorted(self.extra.items())),
         }
 
 

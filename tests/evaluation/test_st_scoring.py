@@ -79,6 +79,15 @@ def test_a_perfect_analysis_scores_100_percent() -> None:
     }
 
 
+def test_territory_counts_come_out_in_name_order_whatever_the_set_order() -> None:
+    """Counted from sets (whose order follows string hashing, which changes between runs),
+    they are written sorted, so two runs' JSON are the same bytes."""
+    found = [Found(True, ("posterior", "lateral", "inferior"))] * 2 + [Found(False)] * 5
+    territory = score(outcomes(found)).as_dict()["territory"]
+    assert list(territory["named"]) == ["anterior", "inferior", "lateral"]  # type: ignore[index]
+    assert list(territory["extra"]) == ["inferior", "lateral", "posterior"]  # type: ignore[index]
+
+
 def test_flagging_everything_gives_no_specificity() -> None:
     scored = score(outcomes([Found(True, ("anterior",))] * len(REFERENCES)))
     assert scored.se == 1.0
