@@ -93,7 +93,10 @@ def _read_adc(path: str) -> _AdcRecord:
     adc = np.asarray(rec.d_signal, dtype=np.float64) - np.asarray(rec.baseline, dtype=np.float64)
     # Samples the record marks missing (its format's invalid value; NaN once converted) are sent
     # as a monitor sends a lost electrode: 0 mV with the lead-off bit.
-    invalid = np.isnan(rec.dac())
+    try:
+        invalid = np.isnan(rec.dac())
+    except (TypeError, ValueError, KeyError):  # a format without one (first differences, "8")
+        invalid = np.zeros(adc.shape, dtype=bool)
     adc[invalid] = 0.0
     gain = float(gains.max())
     if np.any(gains != gain):
