@@ -249,3 +249,19 @@ def test_missing_samples_are_sent_as_a_lost_lead(tmp_path: Path) -> None:
     hit = np.array([gap[i : i + 36].any() for i in firsts])
     assert [f.lead_off for f, h in zip(frames, hit, strict=True) if h] == [2] * int(hit.sum())
     assert all(f.lead_off == 0 for f, h in zip(frames, hit, strict=True) if not h)
+
+
+def test_a_format_without_a_missing_sample_value_replays_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WFDB's first-difference format 8 has no missing-sample value and wfdb's conversion
+    fails on it (wfdb cannot write one, so the failure is stood in for): nothing is lost."""
+
+    def fails(self: object, *args: object, **kwargs: object) -> None:
+        raise TypeError("Cannot cast array data from dtype('O') to dtype('float64')")
+
+    monkeypatch.setattr(wfdb.Record, "dac", fails)
+    replay = RecordReplay(record_path("mitdb/100"), loop=False)
+    frame = replay.frame_at(0, 1)
+    assert frame.lead_off == 0
+    assert np.array_equal(frame.samples, adc("mitdb/100")[: frame.samples.shape[0]])
