@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import wfdb
@@ -170,13 +171,17 @@ class RecordReplay:
         # Starting part-way in: the stream's sample 0 is the record's sample at start_s, and a
         # looping replay wraps to the record's beginning after its end.
         start = int(start_s * record.fs)
-        samples = np.concatenate((record.samples[start:], record.samples[:start]))
-        samples.flags.writeable = False
-        self._samples = samples if loop else samples[: len(record.samples) - start]
-        self._invalid: NDArray[np.bool_] | None = None  # rows as self._samples
-        if record.invalid is not None:
-            invalid = np.concatenate((record.invalid[start:], record.invalid[:start]))
-            self._invalid = invalid[: len(self._samples)]
+        stop = None if loop else len(record.samples) - start
+
+        def from_start(rows: NDArray[Any]) -> NDArray[Any]:
+            """The record's rows from ``start`` on (then its beginning, when looping)."""
+            rotated = np.concatenate((rows[start:], rows[:start]))[:stop]
+            rotated.flags.writeable = False
+            return rotated
+
+        self._samples = from_start(record.samples)
+        # the record's missing samples, rows as self._samples (None: it has none)
+        self._invalid = None if record.invalid is None else from_start(record.invalid)
         self._samples_per_block = Fraction(block_ms) * record.fs / 1000
         self._clock = clock
         self._sleep = sleep

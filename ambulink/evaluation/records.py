@@ -112,7 +112,7 @@ def read_record(data_dir: Path, name: str, seconds: float | None = None) -> EcgR
     signals = np.asarray(record.p_signal, dtype=np.float64)
     if signals.ndim != 2 or signals.shape[0] == 0:
         raise AmbulinkError(f"WFDB record {path} holds no signal samples")
-    signals = held_valid(signals, name, [str(n) for n in record.sig_name])
+    signals = hold_invalid_and_warn(signals, name, [str(n) for n in record.sig_name])
     aux = annotation.aux_note if annotation.aux_note is not None else [""] * len(annotation.sample)
     return EcgRecord(
         name=name,
@@ -127,7 +127,7 @@ def read_record(data_dir: Path, name: str, seconds: float | None = None) -> EcgR
     )
 
 
-def held_valid(
+def hold_invalid_and_warn(
     signals: NDArray[np.float64], name: str, leads: Sequence[str]
 ) -> NDArray[np.float64]:
     """``signals`` with the samples WFDB marks missing (NaN) held at the lead's last valid value

@@ -18,7 +18,7 @@ import wfdb
 from numpy.typing import NDArray
 
 from ambulink.errors import AmbulinkError, ConfigError, RecordNotFound
-from ambulink.evaluation.records import held_valid
+from ambulink.evaluation.records import hold_invalid_and_warn
 from ambulink.evaluation.st_jpoint import QrsMark, qrs_marks
 from ambulink.evaluation.st_reference import (
     StReference,
@@ -188,7 +188,7 @@ def read_signals(case: StCase, seconds: float | None = None) -> StSignals:
         signals = np.asarray(record.d_signal, dtype=np.float64) / LUDB_UNITS_PER_MV
     if signals.ndim != 2 or signals.shape[0] == 0 or not keep:
         raise AmbulinkError(f"WFDB record {path} holds no standard ECG leads")
-    signals = held_valid(signals, case.name, [names[i] for i in keep])
+    signals = hold_invalid_and_warn(signals, case.name, [names[i] for i in keep])
     leads = [STANDARD_LEADS[names[i].lower()] for i in keep]
     return StSignals(np.ascontiguousarray(signals), float(record.fs), leads)
 

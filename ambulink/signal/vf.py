@@ -271,7 +271,7 @@ class VfDetector:
         cfg = self._config
         transitions: list[Transition] = []
         hop_raw = self._hop * self._q
-        half_window_raw = self._win * self._q // 2
+        half_window_raw = self.window_samples // 2
         ends = features.end_sample.tolist()
         for end, vf in zip(ends, self.vf_like(features).tolist(), strict=True):
             self._recent.append(vf)

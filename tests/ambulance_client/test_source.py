@@ -20,6 +20,30 @@ def adc(name: str) -> NDArray[np.int64]:
     return np.asarray(rec.d_signal - np.asarray(rec.baseline), dtype=np.int64)
 
 
+def write_adc(
+    path: Path,
+    d_signal: NDArray[np.int64],
+    fs: int,
+    leads: list[str],
+    fmt: str,
+    gains: list[float],
+    baseline: int,
+) -> str:
+    """Write ADC samples as a WFDB record at ``path`` (no suffix); returns the record path."""
+    wfdb.wrsamp(
+        path.name,
+        fs=fs,
+        units=["mV"] * len(leads),
+        sig_name=leads,
+        d_signal=d_signal,
+        fmt=[fmt] * len(leads),
+        adc_gain=gains,
+        baseline=[baseline] * len(leads),
+        write_dir=str(path.parent),
+    )
+    return str(path)
+
+
 class FakeTime:
     """A clock that moves only when slept on (plus ``work_s`` of processing per block)."""
 
@@ -174,18 +198,8 @@ def test_leads_with_different_gains_share_one_gain(tmp_path: Path) -> None:
     rec = wfdb.rdrecord(record_path("ptbxl/00003_hr"), physical=False, sampto=1000)
     d = rec.d_signal[:, :2].astype(np.int64)
     d[:, 1] //= 2
-    wfdb.wrsamp(
-        "mixed",
-        fs=500,
-        units=["mV", "mV"],
-        sig_name=["I", "II"],
-        d_signal=d,
-        fmt=["16", "16"],
-        adc_gain=[1000.0, 500.0],
-        baseline=[0, 0],
-        write_dir=str(tmp_path),
-    )
-    replay = RecordReplay(str(tmp_path / "mixed"), loop=False)
+    path = write_adc(tmp_path / "mixed", d, 500, ["I", "II"], "16", [1000.0, 500.0], 0)
+    replay = RecordReplay(path, loop=False)
     assert replay.gain == 1000.0
     assert replay.n_blocks is not None
     samples = np.concatenate([replay.block_at(k).samples for k in range(replay.n_blocks)])
@@ -225,18 +239,8 @@ def test_missing_samples_are_sent_as_a_lost_lead(tmp_path: Path) -> None:
     rec = wfdb.rdrecord(record_path("mitdb/100"), physical=False, sampto=3600)
     d = np.asarray(rec.d_signal, dtype=np.int64)
     d[1000:1100, 1] = -2048  # format 212's invalid value: 100 samples of V5 missing
-    wfdb.wrsamp(
-        "gap",
-        fs=360,
-        units=["mV", "mV"],
-        sig_name=["MLII", "V5"],
-        d_signal=d,
-        fmt=["212", "212"],
-        adc_gain=[200.0, 200.0],
-        baseline=[1024, 1024],
-        write_dir=str(tmp_path),
-    )
-    replay = RecordReplay(str(tmp_path / "gap"), block_ms=100.0, start_s=5.0)  # loops
+    path = write_adc(tmp_path / "gap", d, 360, ["MLII", "V5"], "212", [200.0, 200.0], 1024)
+    replay = RecordReplay(path, block_ms=100.0, start_s=5.0)  # loops
     frames = [replay.frame_at(k, 1) for k in range(150)]  # 15 s: wraps once
     samples = np.concatenate([f.samples for f in frames])
     rows = (np.arange(len(samples)) + 1800) % 3600  # record row of each stream sample
